@@ -1,0 +1,261 @@
+"""Finite scalar quantization.
+
+Mentzer et al., "Finite Scalar Quantization: VQ-VAE Made Simple", ICLR 2024 (arXiv 2309.15505),
+Sec. 3 and App. A.1. Numerics follow the widely used PyTorch port (vector-quantize-pytorch):
+codes and indices are bit-identical to it (tests check this against the real package).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from genlab.tokenizers.base import QuantizerOutput
+from genlab.utils import check_finite
+
+EPS = 1e-3
+
+
+class _BoundRound(torch.autograd.Function):
+    """``round(tanh(z + shift) * half_l - offset) / half_width`` with a straight-through round.
+
+    One fused op instead of the port's five: the forward keeps only ``tanh(z + shift)`` for the
+    backward, whose gradient is ``(1 - tanh^2) * half_l / half_width`` (the STE passes round).
+    The forward value equals the port's ``x + (round(x) - x)`` bit for bit: for ``|x| >= 0.5``
+    the subtraction is exact (Sterbenz), and below it ``round(x) = 0``.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, shift: Tensor, half_l: Tensor, offset: Tensor, half_width: Tensor):
+        t = torch.tanh(z + shift)
+        levels = torch.round(t * half_l - offset)
+        ctx.save_for_backward(t, half_l, half_width)
+        return levels
+
+    @staticmethod
+    def backward(ctx, grad_levels: Tensor):
+        t, half_l, half_width = ctx.saved_tensors
+        # d levels / dz (straight through round) is (1 - t^2) * half_l; the division by
+        # half_width happens outside this function.
+        return grad_levels * (1 - t * t) * half_l, None, None, None, None
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantizer with an implicit codebook of ``prod(levels)`` codes.
+
+    Each channel ``i`` is bounded to ``L_i`` values: ``tanh(z + shift) * half_l - offset`` with
+    ``half_l = (L - 1)(1 + eps) / 2``, ``offset = 0.5`` for even ``L`` (else 0),
+    ``shift = atanh(offset / half_l)``, then rounded (straight-through) and divided by
+    ``L // 2``. Odd ``L`` gives the symmetric grid ``{-1, ..., 1}``; even ``L`` is deliberately
+    asymmetric (``L = 8``: ``{-1, -0.75, ..., 0.75}``), as in the paper.
+
+    The index of a code is mixed-radix with the **first channel least significant**:
+    ``index = sum_i level_i * prod(levels[:i])``, with ``level_i in {0, ..., L_i - 1}``.
+
+    Quantization runs in float32 with autocast disabled (bf16 holds integers exactly only up to
+    256); indices are ``torch.long``; the output comes back in the caller's dtype. There are no
+    learned codebook parameters and no auxiliary loss (``loss`` is zero).
+
+    Args:
+        levels: number of levels per code channel, each an integer >= 3 (paper Table 1:
+            ``[8, 6, 5]``, ``[8, 5, 5, 5]``, ``[7, 5, 5, 5, 5]``, ``[8, 8, 8, 6, 5]``,
+            ``[8, 8, 8, 5, 5, 5]``). ``L = 2`` gives the shift ``atanh(0.999)`` and codes {-1, 0}.
+        dim: input channels. Defaults to ``len(levels) * num_codebooks``; otherwise linear
+            projections map ``dim`` to the code channels and back.
+        num_codebooks: split the projected channels into this many independent codes.
+        channel_first: input is ``(B, C, *spatial)`` instead of ``(..., C)``.
+        check_finite: raise on NaN or Inf input (one reduction; turn off under ``torch.compile``).
+
+    Shapes:
+        input ``(..., dim)`` (or ``(B, dim, *spatial)`` with ``channel_first``);
+        ``quantized`` has the input's shape; ``indices`` drops the channel axis, with a trailing
+        ``num_codebooks`` axis when ``num_codebooks > 1``.
+
+    Example:
+        >>> fsq = FSQ(levels=[8, 5, 5, 5])
+        >>> quantized, indices, _ = fsq(torch.randn(2, 16, 4))
+        >>> fsq.codebook_size, indices.shape
+        (1000, torch.Size([2, 16]))
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[int],
+        dim: int | None = None,
+        num_codebooks: int = 1,
+        channel_first: bool = False,
+        check_finite: bool = True,
+    ):
+        super().__init__()
+        levels = _check_levels(levels)
+        if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int) or num_codebooks < 1:
+            raise ValueError(f"num_codebooks={num_codebooks!r} must be an integer >= 1")
+        self.levels = levels
+        self.codebook_dim = len(levels)
+        self.num_codebooks = num_codebooks
+        self.effective_dim = self.codebook_dim * num_codebooks
+        self.dim = self.effective_dim if dim is None else dim
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
+            raise ValueError(f"dim={dim!r} must be a positive integer")
+        self.channel_first = channel_first
+        self.check_finite = check_finite
+        self.codebook_size = math.prod(levels)
+
+        has_projections = self.dim != self.effective_dim
+        self.project_in = nn.Linear(self.dim, self.effective_dim) if has_projections else nn.Identity()
+        self.project_out = nn.Linear(self.effective_dim, self.dim) if has_projections else nn.Identity()
+
+        # float32 constants (kept float32 by `_apply` when the module is cast), computed in the
+        # port's op order so the bound is bit-identical.
+        lv32 = torch.tensor(levels, dtype=torch.int32)
+        half_l32 = (lv32 - 1) * (1 + EPS) / 2
+        offset32 = torch.where(lv32 % 2 == 0, 0.5, 0.0)
+        self.register_buffer("_half_l", half_l32, persistent=False)
+        self.register_buffer("_offset", offset32, persistent=False)
+        self.register_buffer("_shift", (offset32 / half_l32).atanh(), persistent=False)
+        self.register_buffer("_half_width", (lv32 // 2).float(), persistent=False)
+        self.register_buffer("_levels", torch.tensor(levels, dtype=torch.long), persistent=False)
+        basis = torch.cumprod(torch.tensor([1] + list(levels[:-1]), dtype=torch.long), dim=0)
+        self.register_buffer("_basis", basis, persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        # Keep the quantization constants in float32 / int64 when the module is cast to bf16.
+        consts = {k: getattr(self, k) for k in ("_half_l", "_offset", "_shift", "_half_width")}
+        super()._apply(fn, recurse)
+        for k, v in consts.items():
+            setattr(self, k, v.to(device=getattr(self, k).device))
+        return self
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, dim={self.dim}, num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}"
+
+    # ----------------------------------------------------------------------------- layout
+
+    def _to_channel_last(self, z: Tensor) -> Tensor:
+        if not self.channel_first:
+            return z
+        if z.ndim < 2:
+            raise ValueError(f"channel_first input must be (B, C, ...); got shape {tuple(z.shape)}")
+        return z.movedim(1, -1)
+
+    def _from_channel_last(self, z: Tensor) -> Tensor:
+        return z.movedim(-1, 1) if self.channel_first else z
+
+    # ----------------------------------------------------------------------------- forward
+
+    def forward(self, z: Tensor) -> QuantizerOutput:
+        """Quantize ``z``; returns ``(quantized, indices, loss)`` (see the class docstring)."""
+        if not torch.is_floating_point(z):
+            raise TypeError(f"FSQ input must be a floating-point tensor; got dtype {z.dtype}")
+        z = self._to_channel_last(z)
+        if z.shape[-1] != self.dim:
+            layout = "(B, C, ...) with channel_first=True" if self.channel_first else "(..., C)"
+            raise ValueError(f"FSQ input has {z.shape[-1]} channels in layout {layout}; expected dim={self.dim}")
+        if self.check_finite:
+            check_finite("FSQ input", z)
+
+        z = self.project_in(z)
+        orig_dtype = z.dtype
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            zc = z.float().unflatten(-1, (self.num_codebooks, self.codebook_dim))  # (..., c, d)
+            rounded = _BoundRound.apply(zc, self._shift, self._half_l, self._offset, self._half_width)
+            codes = rounded / self._half_width  # (..., c, d) in [-1, 1]
+            level_ids = rounded.detach().long() + self._levels // 2  # (..., c, d) in [0, L)
+            indices = (level_ids * self._basis).sum(-1)  # (..., c)
+            codes = codes.flatten(-2).to(orig_dtype)  # (..., c*d)
+
+        quantized = self._from_channel_last(self.project_out(codes))
+        if self.num_codebooks == 1:
+            indices = indices.squeeze(-1)
+        loss = torch.zeros((), device=z.device, dtype=torch.float32)
+        return QuantizerOutput(quantized, indices, loss)
+
+    # ----------------------------------------------------------------------------- codes <-> indices
+
+    def codes_to_indices(self, codes: Tensor) -> Tensor:
+        """Map normalized codes ``(..., len(levels))`` (channel last) to indices ``(...)``.
+
+        Channel 0 is the least significant digit: ``index = sum_i level_i * prod(levels[:i])``.
+        """
+        if codes.shape[-1] != self.codebook_dim:
+            raise ValueError(f"codes must have last dimension len(levels)={self.codebook_dim}; got shape {tuple(codes.shape)}")
+        with torch.autocast(device_type=codes.device.type, enabled=False):
+            levels = torch.round(codes.float() * self._half_width).long() + self._levels // 2
+            if ((levels < 0) | (levels >= self._levels)).any():
+                raise ValueError(f"codes lie outside the FSQ grid for levels={self.levels}")
+            return (levels * self._basis).sum(-1)
+
+    def indices_to_level_indices(self, indices: Tensor) -> Tensor:
+        """Per-channel integer levels ``(..., len(levels))`` in ``[0, L_i)`` for indices ``(...)``."""
+        self._check_indices(indices)
+        return (indices.long().unsqueeze(-1) // self._basis) % self._levels
+
+    def _indices_to_codes(self, indices: Tensor) -> Tensor:
+        levels = self.indices_to_level_indices(indices)
+        return (levels - self._levels // 2).float() / self._half_width
+
+    def indices_to_codes(self, indices: Tensor, project: bool = True) -> Tensor:
+        """Inverse of the forward's indices: the quantized output for ``indices``.
+
+        ``indices`` has the shape the forward returned. The result has the forward's layout
+        (channel first if ``channel_first``), passed through ``project_out`` unless
+        ``project=False`` (then it has ``len(levels) * num_codebooks`` channels).
+        """
+        if self.num_codebooks > 1:
+            if indices.ndim < 1 or indices.shape[-1] != self.num_codebooks:
+                raise ValueError(
+                    f"indices must end with num_codebooks={self.num_codebooks}; got shape {tuple(indices.shape)}"
+                )
+        else:
+            indices = indices.unsqueeze(-1)
+        codes = self._indices_to_codes(indices).flatten(-2)  # (..., c*d)
+        if project:
+            codes = self.project_out(codes.to(self._param_dtype()))
+        return self._from_channel_last(codes)
+
+    def _param_dtype(self) -> torch.dtype:
+        p = next(self.project_out.parameters(), None)
+        return p.dtype if p is not None else torch.float32
+
+    def _check_indices(self, indices: Tensor) -> None:
+        if indices.dtype.is_floating_point or indices.dtype == torch.bool or indices.is_complex():
+            raise TypeError(f"indices must be an integer tensor; got dtype {indices.dtype}")
+        if indices.numel() and (indices.min() < 0 or indices.max() >= self.codebook_size):
+            raise ValueError(
+                f"indices out of range: min {indices.min().item()}, max {indices.max().item()}; "
+                f"expected 0 <= index < codebook_size={self.codebook_size}"
+            )
+
+    @property
+    def implicit_codebook(self) -> Tensor:
+        """All ``prod(levels)`` codes, ``(codebook_size, len(levels))``; built on each access."""
+        if self.codebook_size > 2**24:
+            raise ValueError(
+                f"the implicit codebook of levels={self.levels} has {self.codebook_size} codes; "
+                "refusing to materialise more than 2**24"
+            )
+        return self._indices_to_codes(torch.arange(self.codebook_size, device=self._basis.device))
+
+
+def _check_levels(levels: Sequence[int]) -> list[int]:
+    if isinstance(levels, (str, bytes)) or not hasattr(levels, "__len__") or len(levels) == 0:
+        raise ValueError(f"levels={levels!r} must be a non-empty list of integers >= 3")
+    out = []
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, int):
+            if isinstance(level, float) and level.is_integer():
+                raise ValueError(f"levels={list(levels)!r} must hold Python ints, not floats")
+            if hasattr(level, "item") and not getattr(level, "is_floating_point", lambda: True)():
+                level = int(level.item())
+            else:
+                raise ValueError(f"levels={list(levels)!r} must hold integers >= 3; got {level!r}")
+        if level < 3:
+            raise ValueError(
+                f"levels={list(levels)!r}: every level must be an integer >= 3 "
+                f"(got {level}; L = 2 makes the even-level shift atanh(0.999) and codes {{-1, 0}})"
+            )
+        out.append(int(level))
+    return out
