@@ -20,27 +20,30 @@ EPS = 1e-3
 
 
 class _BoundRound(torch.autograd.Function):
-    """``round(tanh(z + shift) * half_l - offset) / half_width`` with a straight-through round.
+    """Codes ``round(tanh(z + shift) * half_l - offset) / half_width`` with a straight-through round.
 
-    One fused op instead of the port's five: the forward keeps only ``tanh(z + shift)`` for the
-    backward, whose gradient is ``(1 - tanh^2) * half_l / half_width`` (the STE passes round).
-    The forward value equals the port's ``x + (round(x) - x)`` bit for bit: for ``|x| >= 0.5``
-    the subtraction is exact (Sterbenz), and below it ``round(x) = 0``.
+    Fused into one autograd node instead of the port's chain of five: the forward saves only the
+    local derivative ``(1 - tanh^2) * half_l / half_width`` and the backward is one multiply.
+    The forward value equals the port's ``(x + sg[round(x) - x]) / half_width`` bit for bit: for
+    ``|x| >= 0.5`` the subtraction is exact (Sterbenz), and below it ``round(x) = 0``.
+    Returns ``(codes, rounded)``; ``rounded`` (the integer level minus ``half_width``) carries no
+    gradient.
     """
 
     @staticmethod
     def forward(ctx, z: Tensor, shift: Tensor, half_l: Tensor, offset: Tensor, half_width: Tensor):
         t = torch.tanh(z + shift)
-        levels = torch.round(t * half_l - offset)
-        ctx.save_for_backward(t, half_l, half_width)
-        return levels
+        rounded = torch.round(t * half_l - offset)
+        if ctx.needs_input_grad[0]:
+            scale = half_l / half_width
+            ctx.save_for_backward(torch.addcmul(scale, t * t, scale, value=-1))
+        ctx.mark_non_differentiable(rounded)
+        return rounded / half_width, rounded
 
     @staticmethod
-    def backward(ctx, grad_levels: Tensor):
-        t, half_l, half_width = ctx.saved_tensors
-        # d levels / dz (straight through round) is (1 - t^2) * half_l; the division by
-        # half_width happens outside this function.
-        return grad_levels * (1 - t * t) * half_l, None, None, None, None
+    def backward(ctx, grad_codes: Tensor, grad_rounded: Tensor):
+        (derivative,) = ctx.saved_tensors
+        return grad_codes * derivative, None, None, None, None
 
 
 class FSQ(nn.Module):
@@ -120,10 +123,16 @@ class FSQ(nn.Module):
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.long), persistent=False)
         basis = torch.cumprod(torch.tensor([1] + list(levels[:-1]), dtype=torch.long), dim=0)
         self.register_buffer("_basis", basis, persistent=False)
+        self._index_in_float = self.codebook_size <= 2**24
+        self.register_buffer("_basis_f", basis.float(), persistent=False)
+        self.register_buffer("_index_offset", ((lv32 // 2).float() * basis.float()).sum(), persistent=False)
+        if num_codebooks > 1:  # constants tiled over the codebooks: no reshape in the hot path
+            for name in ("_half_l", "_offset", "_shift", "_half_width"):
+                setattr(self, name, getattr(self, name).repeat(num_codebooks))
 
     def _apply(self, fn, recurse=True):
         # Keep the quantization constants in float32 / int64 when the module is cast to bf16.
-        consts = {k: getattr(self, k) for k in ("_half_l", "_offset", "_shift", "_half_width")}
+        consts = {k: getattr(self, k) for k in ("_half_l", "_offset", "_shift", "_half_width", "_basis_f", "_index_offset")}
         super()._apply(fn, recurse)
         for k, v in consts.items():
             setattr(self, k, v.to(device=getattr(self, k).device))
@@ -160,12 +169,15 @@ class FSQ(nn.Module):
         z = self.project_in(z)
         orig_dtype = z.dtype
         with torch.autocast(device_type=z.device.type, enabled=False):
-            zc = z.float().unflatten(-1, (self.num_codebooks, self.codebook_dim))  # (..., c, d)
-            rounded = _BoundRound.apply(zc, self._shift, self._half_l, self._offset, self._half_width)
-            codes = rounded / self._half_width  # (..., c, d) in [-1, 1]
-            level_ids = rounded.detach().long() + self._levels // 2  # (..., c, d) in [0, L)
-            indices = (level_ids * self._basis).sum(-1)  # (..., c)
-            codes = codes.flatten(-2).to(orig_dtype)  # (..., c*d)
+            codes, rounded = _BoundRound.apply(z.float(), self._shift, self._half_l, self._offset, self._half_width)
+            # (..., c*d) -> (..., c): mixed-radix index of the integer levels, exact in float32 up
+            # to 2**24 codes (checked at construction), else in int64.
+            rounded = rounded.unflatten(-1, (self.num_codebooks, self.codebook_dim))
+            if self._index_in_float:
+                indices = (rounded @ self._basis_f + self._index_offset).long()
+            else:
+                indices = ((rounded.long() + self._levels // 2) * self._basis).sum(-1)
+            codes = codes.to(orig_dtype)
 
         quantized = self._from_channel_last(self.project_out(codes))
         if self.num_codebooks == 1:
@@ -183,7 +195,7 @@ class FSQ(nn.Module):
         if codes.shape[-1] != self.codebook_dim:
             raise ValueError(f"codes must have last dimension len(levels)={self.codebook_dim}; got shape {tuple(codes.shape)}")
         with torch.autocast(device_type=codes.device.type, enabled=False):
-            levels = torch.round(codes.float() * self._half_width).long() + self._levels // 2
+            levels = torch.round(codes.float() * self._half_width[: self.codebook_dim]).long() + self._levels // 2
             if ((levels < 0) | (levels >= self._levels)).any():
                 raise ValueError(f"codes lie outside the FSQ grid for levels={self.levels}")
             return (levels * self._basis).sum(-1)
@@ -195,7 +207,7 @@ class FSQ(nn.Module):
 
     def _indices_to_codes(self, indices: Tensor) -> Tensor:
         levels = self.indices_to_level_indices(indices)
-        return (levels - self._levels // 2).float() / self._half_width
+        return (levels - self._levels // 2).float() / self._half_width[: self.codebook_dim]
 
     def indices_to_codes(self, indices: Tensor, project: bool = True) -> Tensor:
         """Inverse of the forward's indices: the quantized output for ``indices``.

@@ -1,0 +1,121 @@
+"""Natural-image patches cut from the color photographs bundled with scikit-image.
+
+Ships inside scikit-image, so it works offline. Each photo is scaled so its longer side is at
+most 512 pixels. The right-most fifth of every photo is held out: training crops come only
+from the left four fifths, and the test split is a fixed set of crops from the held-out strip.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from genlab.utils import check_choice
+
+PHOTO_NAMES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "stereo_motorcycle",
+)
+TEST_FRACTION = 0.2
+MAX_SIDE = 512
+
+
+@lru_cache(maxsize=1)
+def load_photos() -> tuple[Tensor, ...]:
+    """The photos as float32 ``(3, H, W)`` tensors in ``[-1, 1]``, longer side <= 512."""
+    import skimage.data
+
+    photos = []
+    for name in PHOTO_NAMES:
+        image = getattr(skimage.data, name)()
+        if isinstance(image, tuple):  # stereo pair: keep the left view
+            image = image[0]
+        x = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1).float() / 127.5 - 1
+        scale = MAX_SIDE / max(x.shape[1:])
+        if scale < 1:
+            size = (round(x.shape[1] * scale), round(x.shape[2] * scale))
+            x = F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+        photos.append(x.clamp(-1, 1).contiguous())
+    return tuple(photos)
+
+
+def _split_width(width: int) -> int:
+    """First column of the held-out strip."""
+    return int(round(width * (1 - TEST_FRACTION)))
+
+
+class PhotoPatches(Dataset):
+    """Random (train) or fixed (test) ``(3, S, S)`` crops in ``[-1, 1]``; items are ``(patch, 0)``.
+
+    Train item ``i`` is a deterministic function of ``(seed, i)`` (photo chosen in proportion to
+    its training area, crop position, horizontal flip), so a resumed run sees the same data.
+    The test split is ``test_per_photo`` crops per photo on a fixed grid over the held-out strip.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        image_size: crop side ``S``.
+        length: number of train items (an epoch); ignored for the test split.
+        test_per_photo: test crops per photo.
+        seed: seed of the train crops.
+    """
+
+    num_classes = 0
+    channels = 3
+
+    def __init__(self, split: str = "train", image_size: int = 32, length: int = 100_000,
+                 test_per_photo: int = 64, seed: int = 0):
+        check_choice("split", split, ["train", "test"])
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or not 4 <= image_size <= 96:
+            raise ValueError(f"image_size={image_size!r} must be an integer in [4, 96]")
+        self.split, self.image_size, self.seed = split, image_size, seed
+        self.photos = load_photos()
+        if split == "train":
+            self.length = length
+            areas = np.array([(_split_width(p.shape[2]) - image_size) * (p.shape[1] - image_size) for p in self.photos], float)
+            self.weights = areas / areas.sum()
+        else:
+            self.test_patches = self._test_grid(test_per_photo)
+            self.length = len(self.test_patches)
+
+    def _test_grid(self, per_photo: int) -> Tensor:
+        s = self.image_size
+        patches = []
+        for p in self.photos:
+            h, w = p.shape[1:]
+            x0 = _split_width(w)
+            cols = max(1, (w - x0) // s)
+            rows = max(1, per_photo // cols)
+            ys = np.linspace(0, h - s, rows).round().astype(int)
+            xs = np.linspace(x0, w - s, cols).round().astype(int)
+            crops = [p[:, y:y + s, x:x + s] for y in ys for x in xs][:per_photo]
+            patches.extend(crops)
+        return torch.stack(patches)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        if self.split == "test":
+            return self.test_patches[i], 0
+        if not 0 <= i < self.length:
+            raise IndexError(f"index {i} out of range for {self.length} train patches")
+        rng = np.random.default_rng((self.seed, i))
+        p = self.photos[rng.choice(len(self.photos), p=self.weights)]
+        s = self.image_size
+        y = rng.integers(0, p.shape[1] - s + 1)
+        x = rng.integers(0, _split_width(p.shape[2]) - s + 1)
+        patch = p[:, y:y + s, x:x + s]
+        if rng.random() < 0.5:
+            patch = patch.flip(-1)
+        return patch.contiguous(), 0

@@ -1,0 +1,1 @@
+"""Benchmark cases for ``scripts/bench.py``: one module per topic, each with ``run(args) -> list[dict]``."""
