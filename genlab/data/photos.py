@@ -108,14 +108,19 @@ class PhotoPatches(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         if self.split == "test":
             return self.test_patches[i], 0
+        photo, y, x, flip = self.crop_box(i)
+        s = self.image_size
+        patch = self.photos[photo][:, y:y + s, x:x + s]
+        return (patch.flip(-1) if flip else patch).contiguous(), 0
+
+    def crop_box(self, i: int) -> tuple[int, int, int, bool]:
+        """``(photo index, top, left, horizontal flip)`` of train item ``i``."""
         if not 0 <= i < self.length:
             raise IndexError(f"index {i} out of range for {self.length} train patches")
         rng = np.random.default_rng((self.seed, i))
-        p = self.photos[rng.choice(len(self.photos), p=self.weights)]
+        photo = int(rng.choice(len(self.photos), p=self.weights))
+        h, w = self.photos[photo].shape[1:]
         s = self.image_size
-        y = rng.integers(0, p.shape[1] - s + 1)
-        x = rng.integers(0, _split_width(p.shape[2]) - s + 1)
-        patch = p[:, y:y + s, x:x + s]
-        if rng.random() < 0.5:
-            patch = patch.flip(-1)
-        return patch.contiguous(), 0
+        y = int(rng.integers(0, h - s + 1))
+        x = int(rng.integers(0, _split_width(w) - s + 1))
+        return photo, y, x, bool(rng.random() < 0.5)

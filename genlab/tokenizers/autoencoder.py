@@ -1,0 +1,220 @@
+"""Image tokenizer: convolutional encoder -> quantizer (FSQ or VQ, by config) -> decoder.
+
+The encoder/decoder follow the VQGAN / LDM autoencoder layout (Esser et al. 2021): ResNet blocks
+at each resolution, stride-2 downsampling, nearest-neighbour upsampling. ``downsample`` is the
+spatial reduction factor (a power of two): a 32 x 32 image with ``downsample=4`` becomes an
+8 x 8 grid of tokens.
+
+    tok = build_tokenizer(TokenizerConfig(levels=[8, 5, 5, 5], downsample=4))
+    out = tok(images)            # TokenizerOutput: reconstruction, loss, losses, indices
+    ids = tok.encode(images)     # (B, H/4, W/4) long
+    rec = tok.decode(ids)        # (B, C, H, W) in [-1, 1] (approximately)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from genlab.nn.conv import Downsample, ResnetBlock, Upsample, group_norm
+from genlab.tokenizers.fsq import FSQ
+from genlab.utils import check_choice
+
+WEIGHTS_KIND = "ImageTokenizer"
+
+
+@dataclass
+class TokenizerConfig:
+    """Architecture of an :class:`ImageTokenizer` (fields shared with the training scripts)."""
+
+    image_channels: int = 3
+    image_size: int = 32
+    backbone: str = "conv"  # conv (ResNet blocks)
+    channels: int = 64  # width of the first stage
+    channel_mult: list[int] = field(default_factory=list)  # per stage; empty = (1, 2, 2, 4, ...)[: log2(downsample) + 1]
+    num_res_blocks: int = 1  # ResNet blocks per stage
+    downsample: int = 4  # spatial reduction factor, a power of two
+    quantizer: str = "fsq"  # fsq | vq
+    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # FSQ levels
+    quantizer_options: dict = field(default_factory=dict)  # extra quantizer arguments (VQ: codebook_size, ...)
+    rec_loss: str = "l2"  # l2 | l1
+
+    def validate_tokenizer(self) -> None:
+        check_choice("backbone", self.backbone, list(BACKBONES))
+        check_choice("quantizer", self.quantizer, list(QUANTIZERS))
+        check_choice("rec_loss", self.rec_loss, ["l2", "l1"])
+        f = self.downsample
+        if isinstance(f, bool) or not isinstance(f, int) or f < 1 or f & (f - 1):
+            raise ValueError(f"downsample={f!r} must be a power of two (1, 2, 4, 8, 16)")
+        if self.image_size % f:
+            raise ValueError(f"image_size={self.image_size} must be divisible by downsample={f}")
+        if self.channel_mult and len(self.channel_mult) != int(math.log2(f)) + 1:
+            raise ValueError(
+                f"channel_mult={self.channel_mult} needs log2(downsample)+1 = {int(math.log2(f)) + 1} entries for downsample={f}"
+            )
+
+    def stage_mults(self) -> list[int]:
+        n = int(math.log2(self.downsample)) + 1
+        return list(self.channel_mult) or [1, 2, 2, 4, 4, 4][:n]
+
+
+def tokenizer_config_dict(cfg) -> dict:
+    """The :class:`TokenizerConfig` fields of ``cfg`` (a script config that inherits them)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TokenizerConfig)}
+
+
+class TokenizerOutput(NamedTuple):
+    """``reconstruction (B, C, H, W)``, total ``loss``, the named ``losses``, ``indices``."""
+
+    reconstruction: Tensor
+    loss: Tensor
+    losses: dict
+    indices: Tensor
+
+
+class ConvEncoder(nn.Module):
+    """``(B, C, H, W) -> (B, z_channels, H/f, W/f)`` with ``f = 2^(len(mults) - 1)``."""
+
+    def __init__(self, in_channels: int, z_channels: int, channels: int, mults: list[int], num_res_blocks: int):
+        super().__init__()
+        widths = [channels * m for m in mults]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, padding=1)]
+        for i, w in enumerate(widths):
+            prev = widths[max(i - 1, 0)]
+            for j in range(num_res_blocks):
+                layers.append(ResnetBlock(prev if j == 0 else w, w))
+            if i < len(widths) - 1:
+                layers.append(Downsample(w))
+        layers += [ResnetBlock(widths[-1]), group_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], z_channels, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class ConvDecoder(nn.Module):
+    """``(B, z_channels, h, w) -> (B, C, h*f, w*f)``, the mirror of :class:`ConvEncoder`."""
+
+    def __init__(self, out_channels: int, z_channels: int, channels: int, mults: list[int], num_res_blocks: int):
+        super().__init__()
+        widths = [channels * m for m in reversed(mults)]
+        layers: list[nn.Module] = [nn.Conv2d(z_channels, widths[0], 3, padding=1), ResnetBlock(widths[0])]
+        for i, w in enumerate(widths):
+            prev = widths[max(i - 1, 0)]
+            for j in range(num_res_blocks):
+                layers.append(ResnetBlock(prev if j == 0 else w, w))
+            if i < len(widths) - 1:
+                layers.append(Upsample(w))
+        layers += [group_norm(widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], out_channels, 3, padding=1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.layers(z)
+
+
+def _conv_backbone(cfg: TokenizerConfig, z_channels: int) -> tuple[nn.Module, nn.Module]:
+    mults = cfg.stage_mults()
+    enc = ConvEncoder(cfg.image_channels, z_channels, cfg.channels, mults, cfg.num_res_blocks)
+    dec = ConvDecoder(cfg.image_channels, z_channels, cfg.channels, mults, cfg.num_res_blocks)
+    return enc, dec
+
+
+def _fsq(cfg: TokenizerConfig) -> nn.Module:
+    return FSQ(cfg.levels, channel_first=True, **cfg.quantizer_options)
+
+
+# name -> builder; other quantizers and backbones register here.
+QUANTIZERS: dict[str, Callable[[TokenizerConfig], nn.Module]] = {"fsq": _fsq}
+BACKBONES: dict[str, Callable[[TokenizerConfig, int], tuple[nn.Module, nn.Module]]] = {"conv": _conv_backbone}
+
+
+class ImageTokenizer(nn.Module):
+    """Encoder, quantizer and decoder; images ``(B, C, H, W)`` in ``[-1, 1]``.
+
+    The quantizer is any module with genlab's quantizer call shape (``channel_first=True``):
+    ``quantizer(z) -> (quantized, indices, loss)``, ``quantizer.indices_to_codes(indices)``,
+    ``quantizer.codebook_size`` and ``quantizer.dim`` (its input channels).
+    The training loss is the reconstruction loss (mean squared error or mean absolute error
+    per pixel) plus the quantizer's auxiliary loss (zero for FSQ).
+    """
+
+    def __init__(self, encoder: nn.Module, quantizer: nn.Module, decoder: nn.Module, rec_loss: str = "l2",
+                 config: TokenizerConfig | None = None):
+        super().__init__()
+        check_choice("rec_loss", rec_loss, ["l2", "l1"])
+        self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
+        self.rec_loss = rec_loss
+        self.config = config
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def _check_images(self, images: Tensor) -> None:
+        if images.ndim != 4:
+            raise ValueError(f"images must be (B, C, H, W); got shape {tuple(images.shape)}")
+        if self.config is not None:
+            c, s = self.config.image_channels, self.config.image_size
+            if images.shape[1] != c:
+                raise ValueError(f"images have {images.shape[1]} channels; this tokenizer expects image_channels={c}")
+            f = self.config.downsample
+            if images.shape[-1] % f or images.shape[-2] % f:
+                raise ValueError(f"image height and width must be divisible by downsample={f}; got {tuple(images.shape[-2:])}")
+
+    def forward(self, images: Tensor) -> TokenizerOutput:
+        self._check_images(images)
+        z = self.encoder(images)  # (B, D, h, w)
+        quantized, indices, aux = self.quantizer(z)  # (B, D, h, w), (B, h, w)
+        reconstruction = self.decoder(quantized)  # (B, C, H, W)
+        diff = reconstruction.float() - images.float()
+        rec = diff.square().mean() if self.rec_loss == "l2" else diff.abs().mean()
+        losses = {"rec": rec, "quantizer": aux.float()}
+        return TokenizerOutput(reconstruction, rec + aux.float(), losses, indices)
+
+    @torch.no_grad()
+    def encode(self, images: Tensor) -> Tensor:
+        """Token indices ``(B, H/f, W/f)`` (long) of images ``(B, C, H, W)``."""
+        self._check_images(images)
+        return self.quantizer(self.encoder(images)).indices
+
+    @torch.no_grad()
+    def decode(self, indices: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` from token indices ``(B, h, w)``."""
+        if indices.ndim < 3:
+            raise ValueError(f"indices must be (B, h, w); got shape {tuple(indices.shape)}")
+        return self.decoder(self.quantizer.indices_to_codes(indices))
+
+    @classmethod
+    def from_pretrained(cls, path: str, map_location: str | torch.device = "cpu") -> "ImageTokenizer":
+        """Rebuild a tokenizer from a genlab safetensors file written by ``train_fsq.py`` / ``train_vqvae.py``."""
+        from genlab.train.io import load_weights, read_weights_metadata
+
+        meta = read_weights_metadata(path)
+        if meta["kind"] != WEIGHTS_KIND:
+            raise ValueError(f"weights file {path!r} holds a {meta['kind']!r}, not an {WEIGHTS_KIND!r}")
+        known = {f.name for f in dataclasses.fields(TokenizerConfig)}
+        cfg = TokenizerConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        model = build_tokenizer(cfg)
+        load_weights(model, path, WEIGHTS_KIND)
+        return model.to(map_location).eval()
+
+
+def build_tokenizer(cfg) -> ImageTokenizer:
+    """An :class:`ImageTokenizer` from a :class:`TokenizerConfig` (or a config inheriting its fields)."""
+    tcfg = TokenizerConfig(**tokenizer_config_dict(cfg))
+    tcfg.validate_tokenizer()
+    try:
+        quantizer = QUANTIZERS[tcfg.quantizer](tcfg)
+    except TypeError as e:
+        raise ValueError(f"quantizer_options={tcfg.quantizer_options!r} do not fit quantizer={tcfg.quantizer!r}: {e}") from None
+    encoder, decoder = BACKBONES[tcfg.backbone](tcfg, quantizer.dim)
+    return ImageTokenizer(encoder, quantizer, decoder, tcfg.rec_loss, config=tcfg)
+
+
+__all__ = ["ConvDecoder", "ConvEncoder", "ImageTokenizer", "TokenizerConfig", "TokenizerOutput", "build_tokenizer",
+           "tokenizer_config_dict"]

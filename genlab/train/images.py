@@ -1,0 +1,35 @@
+"""Image grids written with torchvision, rounding (not truncating) to uint8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from genlab.train.io import atomic_path
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """``(B, C, H, W)`` floats in ``[-1, 1]`` -> uint8 in ``[0, 255]``, rounded to nearest."""
+    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int = 8, padding: int = 2, scale: int = 1) -> Path:
+    """Save ``(B, C, H, W)`` images in ``[-1, 1]`` as one PNG grid (written atomically).
+
+    ``scale`` enlarges each pixel (nearest neighbour) so small images stay readable.
+    """
+    from torchvision.utils import make_grid
+    from PIL import Image
+
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W); got shape {tuple(images.shape)}")
+    x = to_uint8(images.cpu())
+    if scale > 1:
+        x = x.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
+    grid = make_grid(x, nrow=nrow, padding=padding * scale, pad_value=255)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+    return path

@@ -1,0 +1,225 @@
+"""The run folder and Accelerate setup that every training script shares.
+
+    cfg = parse_config(MyConfig)
+    run = Run(cfg)                                   # Accelerator, runs/<name>/, config.yaml, logs
+    model, opt, loader = run.accelerator.prepare(model, opt, loader)
+    step = run.maybe_resume()                       # with --resume: newest checkpoint, else 0
+    for step, batch in run.steps(loader, step):     # progress bar, resumes mid-epoch
+        ...
+        run.log(step, {"loss": loss})               # metrics.jsonl + TensorBoard, main process only
+        run.maybe_checkpoint(step)
+
+Runs live in ``<output_dir>/<name>/``: ``config.yaml``, ``checkpoints/step_*/`` (Accelerate state
+for resume), ``weights/*.safetensors`` (for use), ``samples/*.png``, ``metrics.jsonl`` and
+TensorBoard logs under ``tb/``. The loop itself stays in the script (no Trainer class).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from genlab.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from genlab.train.config import TrainConfig, config_to_dict, dump_config
+from genlab.train.io import write_text_atomic
+
+
+class Run:
+    """Accelerator plus the run folder of one training run (see the module docstring)."""
+
+    def __init__(self, cfg: TrainConfig, tensorboard: bool = True):
+        self.cfg = cfg
+        self.dir = Path(cfg.output_dir) / cfg.name
+        if cfg.dry_run:
+            print(dump_config(cfg), end="")
+            sys.exit(0)
+        self.accelerator = Accelerator(
+            # Without a GPU, Accelerate only forms a process group (gloo) in CPU mode; this is what
+            # makes `accelerate launch --multi_gpu --num_processes 2` (torchrun) work on CPU.
+            cpu=not _has_gpu(),
+            mixed_precision=cfg.mixed_precision,
+            gradient_accumulation_steps=cfg.grad_accum,
+            log_with="tensorboard" if tensorboard else None,
+            project_config=ProjectConfiguration(project_dir=str(self.dir), logging_dir=str(self.dir / "tb")),
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+            step_scheduler_with_optimizer=False,
+        )
+        set_seed(cfg.seed)
+        self._prepare_folder()
+        if tensorboard:
+            self.accelerator.init_trackers(cfg.name, config=_flat_hparams(config_to_dict(cfg)))
+        self._start_time = time.time()
+
+    # ------------------------------------------------------------------ folder
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def _prepare_folder(self) -> None:
+        exists = (self.dir / "config.yaml").exists() or list_checkpoints(self.checkpoint_dir)
+        if self.is_main:
+            if exists and not self.cfg.resume:
+                if not self.cfg.overwrite:
+                    raise FileExistsError(
+                        f"run folder {str(self.dir)!r} already holds a run. Pass --resume to continue it, "
+                        "--overwrite to replace it, or --name to start another."
+                    )
+                shutil.rmtree(self.dir)
+            for sub in ("checkpoints", "weights", "samples"):
+                (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.dir / "config.yaml", dump_config(self.cfg))
+        self.accelerator.wait_for_everyone()
+
+    def path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+    # ------------------------------------------------------------------ resume and checkpoints
+
+    def maybe_resume(self) -> int:
+        """With ``--resume``, load the newest complete checkpoint and return its step (else 0).
+
+        Call after ``accelerator.prepare`` and ``register_for_checkpointing``.
+        """
+        if not self.cfg.resume:
+            return 0
+        found = list_checkpoints(self.checkpoint_dir)
+        if not found:
+            self.print(f"--resume: no checkpoint in {str(self.checkpoint_dir)!r}; starting from step 0")
+            return 0
+        step, path = found[-1]
+        loaded = load_checkpoint(self.accelerator, path)
+        self._truncate_metrics(loaded)
+        self.print(f"resumed from {path} (step {loaded})")
+        return loaded
+
+    def save_checkpoint(self, step: int) -> Path:
+        return save_checkpoint(self.accelerator, self.checkpoint_dir, step, keep=self.cfg.keep_checkpoints)
+
+    def maybe_checkpoint(self, step: int) -> None:
+        """Checkpoint every ``ckpt_every`` steps and at the last step."""
+        every = self.cfg.ckpt_every
+        if (every and step % every == 0) or step == self.cfg.max_steps:
+            self.save_checkpoint(step)
+
+    def should_eval(self, step: int) -> bool:
+        every = self.cfg.eval_every
+        return bool(every and step % every == 0) or step == self.cfg.max_steps
+
+    # ------------------------------------------------------------------ data
+
+    def steps(self, loader, start_step: int = 0) -> Iterator[tuple[int, list[Any]]]:
+        """Yield ``(step, micro_batches)`` for steps ``start_step + 1 .. max_steps``.
+
+        Each optimizer step gets ``grad_accum`` micro-batches. The loader is cycled through epochs
+        (seeded shuffles) and, on resume, skips exactly the batches the earlier run consumed.
+        A progress bar shows on the main process.
+        """
+        k = self.cfg.grad_accum
+        batches = self._cycle(loader, start_step * k)
+        bar = tqdm(total=self.cfg.max_steps, initial=start_step, disable=not self.is_main, dynamic_ncols=True,
+                   desc=self.cfg.name, file=sys.stdout, mininterval=2.0)
+        try:
+            for step in range(start_step + 1, self.cfg.max_steps + 1):
+                micro = [next(batches) for _ in range(k)]
+                yield step, micro
+                bar.update(1)
+                if self._last_loss is not None:
+                    bar.set_postfix_str(self._last_loss, refresh=False)
+        finally:
+            bar.close()
+
+    _last_loss: str | None = None
+
+    def _cycle(self, loader, start_batch: int) -> Iterator[Any]:
+        n = len(loader)
+        if n == 0:
+            raise ValueError("the training data loader is empty; check the dataset and batch_size")
+        epoch, skip = divmod(start_batch, n)
+        while True:
+            loader.set_epoch(epoch)
+            it = self.accelerator.skip_first_batches(loader, skip) if skip else loader
+            yield from it
+            epoch, skip = epoch + 1, 0
+
+    # ------------------------------------------------------------------ logging
+
+    def log(self, step: int, metrics: dict[str, float | Tensor], split: str = "train") -> None:
+        """Write metrics to ``metrics.jsonl`` and TensorBoard (main process only).
+
+        Tensors are reduced to floats; call on every process when a value needs gathering first.
+        """
+        values = {k: (v.item() if isinstance(v, Tensor) else float(v)) for k, v in metrics.items()}
+        if not self.is_main:
+            return
+        record = {"step": step, "split": split, "time": round(time.time() - self._start_time, 2), **values}
+        with open(self.dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.accelerator.log({f"{split}/{k}": v for k, v in values.items()}, step=step)
+        if split == "train" and "loss" in values:
+            self._last_loss = f"loss {values['loss']:.4g}"
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop records a killed run wrote after the checkpoint it is resumed from."""
+        path = self.dir / "metrics.jsonl"
+        if not self.is_main or not path.exists():
+            return
+        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def print(self, *args: Any) -> None:
+        self.accelerator.print(*args)
+
+    def finish(self) -> None:
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+
+
+def check_finite_loss(step: int, **losses: Tensor) -> None:
+    """Stop a run whose loss became NaN or Inf, naming the step and the loss.
+
+    Raised before the optimizer step and before any checkpoint, so the last good checkpoint on
+    disk stays the newest.
+    """
+    for name, value in losses.items():
+        if not torch.isfinite(value.detach()).all():
+            raise FloatingPointError(
+                f"loss {name!r} became {value.detach().float().mean().item()} at step {step}; stopping. "
+                "The last good checkpoint is untouched: lower the learning rate or use --mixed_precision no, then --resume."
+            )
+
+
+def lr_lambda(warmup_steps: int):
+    """Linear warm-up to the base learning rate, then constant."""
+    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
+def _has_gpu() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()) or bool(mps and mps.is_available())
+
+
+def _flat_hparams(d: dict[str, Any]) -> dict[str, Any]:
+    """TensorBoard's hparams accept scalars and strings only."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in d.items()}
+
+
+__all__ = ["CheckpointError", "Run", "check_finite_loss", "lr_lambda"]
