@@ -41,13 +41,14 @@ class TokenizerTrainConfig(TrainConfig, TokenizerConfig):
     name: str = "fsq"
     dataset: str = "photos"  # photos | digits | mnist | cifar10 | celeba | folder
     data_root: str = "data"  # torchvision datasets or an ImageFolder
-    max_steps: int = 1200
+    channels: int = 32
+    max_steps: int = 1600
     batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 50
     grad_clip: float = 1.0
-    eval_every: int = 600
-    ckpt_every: int = 300
+    eval_every: int = 800
+    ckpt_every: int = 400
     eval_batch_size: int = 128
     grid_images: int = 32
     levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])

@@ -74,7 +74,7 @@ class PhotoPatches(Dataset):
     channels = 3
 
     def __init__(self, split: str = "train", image_size: int = 32, length: int = 100_000,
-                 test_per_photo: int = 64, seed: int = 0):
+                 test_per_photo: int = 128, seed: int = 0):
         check_choice("split", split, ["train", "test"])
         if isinstance(image_size, bool) or not isinstance(image_size, int) or not 4 <= image_size <= 96:
             raise ValueError(f"image_size={image_size!r} must be an integer in [4, 96]")
