@@ -40,6 +40,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate; bf16 works on CPU too)
     num_workers: int = 0  # DataLoader workers
+    cpu_threads: int = 0  # torch threads per process on CPU; 0 = the machine's cores shared among local processes
     log_every: int = 50
     eval_every: int = 500  # 0 = only at the end
     ckpt_every: int = 500  # 0 = only at the end
@@ -57,7 +58,7 @@ class TrainConfig:
         for key in ("max_steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             if getattr(self, key) < 1:
                 raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 1")
-        for key in ("eval_every", "ckpt_every", "warmup_steps", "num_workers"):
+        for key in ("eval_every", "ckpt_every", "warmup_steps", "num_workers", "cpu_threads"):
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 0")
         for key in ("lr", "weight_decay", "grad_clip"):

@@ -17,6 +17,7 @@ TensorBoard logs under ``tb/``. The loop itself stays in the script (no Trainer 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -55,6 +56,10 @@ class Run:
             step_scheduler_with_optimizer=False,
         )
         set_seed(cfg.seed)
+        if self.device.type == "cpu":
+            # `accelerate launch` exports OMP_NUM_THREADS=1; on CPU that would leave cores idle.
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", self.accelerator.num_processes))
+            torch.set_num_threads(cfg.cpu_threads or max(1, (os.cpu_count() or 1) // local))
         self._prepare_folder()
         if tensorboard:
             self.accelerator.init_trackers(cfg.name, config=_flat_hparams(config_to_dict(cfg)))
