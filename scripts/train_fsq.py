@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
     if train_set.channels != cfg.image_channels:
         raise ValueError(f"dataset={cfg.dataset!r} has {train_set.channels} channels; set --image_channels {train_set.channels}")
     n_grid = min(cfg.grid_images, len(test_set)) // 8 * 8
-    test_images = torch.stack([test_set[i][0] for i in range(n_grid)])
+    grid_ids = torch.linspace(0, len(test_set) - 1, n_grid).round().long().tolist()  # spread over the test set
+    test_images = torch.stack([test_set[i][0] for i in grid_ids])
 
     model = build_tokenizer(cfg)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
