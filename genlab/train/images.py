@@ -29,7 +29,8 @@ def save_grid(images: Tensor, path: str | Path, nrow: int = 8, padding: int = 2,
     if scale > 1:
         x = x.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
     grid = make_grid(x, nrow=nrow, padding=padding * scale, pad_value=255)
+    array = grid[0].numpy() if images.shape[1] == 1 else grid.permute(1, 2, 0).numpy()  # gray stays gray
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
+        Image.fromarray(array).save(tmp, format="PNG")
     return path

@@ -1,0 +1,140 @@
+"""Compare two image sets and print the score with its protocol.
+
+    python scripts/fid.py --a digits:test --b digits:train                 # real vs real, offline
+    python scripts/fid.py --a samples/ --b digits                          # a folder vs an embedded dataset
+    python scripts/fid.py --a runs/flow_digits                             # a run's samples vs its dataset
+    python scripts/fid.py --a imgs1/ --b imgs2/ --metric fid --inception_weights weights-inception-2015-12-05-6726825d.pth
+
+A source is ``digits[:train|test|all]``, ``photos[:train|test]``, a folder of PNG/JPEG images, or a
+run folder (its ``samples/images/`` against the dataset named in its ``config.yaml``). A sample
+file named ``<index>_<label>.png`` carries its intended class.
+
+Metrics: ``digits`` (default for gray digit images) is the Frechet distance in the feature space
+of genlab's shipped digits classifier (labeled FD-digits-cnn, never FID), with its noise floor,
+precision/recall and, for labeled samples, the classifier's accuracy; ``fid`` is FID and KID with
+the standard Inception network, which needs its weights file (never downloaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from genlab.data import build_image_dataset  # noqa: E402
+from genlab.metrics import Score, digits_features, frechet_distance_features, inception_scores, noise_floor, precision_recall  # noqa: E402
+from genlab.metrics.features import NETWORK_NAME  # noqa: E402
+from genlab.metrics.protocol import library_versions  # noqa: E402
+from genlab.train.config import load_yaml  # noqa: E402
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Images of a folder as ``(N, C, H, W)`` in ``[-1, 1]`` and labels parsed from ``<i>_<label>.png``."""
+    import numpy as np
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise FileNotFoundError(f"image folder {str(folder)!r} holds {len(files)} images; need at least 2")
+    images, labels = [], []
+    for p in files:
+        img = Image.open(p)
+        img = img.convert("L" if img.mode in ("L", "I", "1", "LA") else "RGB")
+        arr = torch.from_numpy(np.asarray(img, dtype=np.float32)).reshape(img.height, img.width, -1)
+        images.append(arr.permute(2, 0, 1) / 127.5 - 1)
+        stem = p.stem.split("_")
+        labels.append(int(stem[-1]) if len(stem) > 1 and stem[-1].isdigit() else None)
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) > 1:
+        raise ValueError(f"images in {str(folder)!r} have different shapes {sorted(shapes)}; resize them first")
+    has_labels = all(v is not None for v in labels)
+    return torch.stack(images), (torch.tensor(labels) if has_labels else None)
+
+
+def load_source(spec: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """``(images, labels or None, description)`` of a source (see the module docstring)."""
+    name, _, split = spec.partition(":")
+    if name in ("digits", "photos"):
+        split = split or ("train" if name == "digits" else "test")
+        ds = build_image_dataset(name, split, image_size if name == "digits" else 32)
+        items = [ds[i] for i in range(len(ds))]
+        labels = torch.tensor([int(y) for _, y in items]) if name == "digits" else None
+        return torch.stack([x for x, _ in items]), labels, f"{name}:{split} ({len(items)} images)"
+    path = Path(spec)
+    if (path / "config.yaml").is_file():
+        images, labels = load_folder(path / "samples" / "images")
+        return images, labels, f"{spec}/samples/images ({len(images)} images)"
+    if path.is_dir():
+        images, labels = load_folder(path)
+        return images, labels, f"{spec} ({len(images)} images)"
+    raise FileNotFoundError(f"source {spec!r} is neither an embedded dataset (digits, photos) nor a folder")
+
+
+def run_dataset(spec: str) -> str:
+    """The dataset a run folder was trained on, as a source spec."""
+    cfg = load_yaml(Path(spec) / "config.yaml")
+    return f"{cfg.get('dataset', 'digits')}:train"
+
+
+def digits_distance(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor | None, desc_a: str, desc_b: str, seed: int) -> Score:
+    """FD-digits-cnn of ``a`` against ``b`` with equal sample counts, and the noise floor within ``b``."""
+    fa, pa = digits_features(a)
+    fb, _ = digits_features(b)
+    n = min(len(fa), len(fb) // 2)
+    if n < 10:
+        raise ValueError(f"need at least 10 images in --a and 20 in --b; got {len(fa)} and {len(fb)}")
+    g = torch.Generator().manual_seed(seed)
+    fa, pa = fa[:n], pa[:n]
+    ref = fb[torch.randperm(len(fb), generator=g)[:n]]
+    extra = {"noise_floor": noise_floor(fb, n, seed=seed), **precision_recall(ref, fa)}
+    if labels is not None:
+        extra["accuracy"] = (pa == labels[:n]).float().mean().item()
+    protocol = {"network": NETWORK_NAME, "samples": n, "set_a": desc_a, "reference": f"{n} random images of {desc_b}, seed {seed}",
+                "noise_floor": f"disjoint random subsets of {n} from the reference set", "resize": "bilinear (antialiased) to 16x16",
+                "versions": library_versions()}
+    return Score(f"FD-{NETWORK_NAME}", frechet_distance_features(ref, fa), protocol, extra)
+
+
+def main(argv: list[str] | None = None) -> Score:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", required=True, help="generated (or first) image set")
+    parser.add_argument("--b", default=None, help="reference set; default: the run's dataset, else digits:train")
+    parser.add_argument("--metric", choices=["digits", "fid"], default=None, help="default: digits for 1-channel images, else fid")
+    parser.add_argument("--inception_weights", default=None, help="path to the Inception weights file for --metric fid")
+    parser.add_argument("--image_size", type=int, default=16, help="size of embedded digits")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the score and protocol to this file")
+    args = parser.parse_args(argv)
+
+    b_spec = args.b or (run_dataset(args.a) if (Path(args.a) / "config.yaml").is_file() else "digits:train")
+    a, labels, desc_a = load_source(args.a, args.image_size)
+    b, _, desc_b = load_source(b_spec, args.image_size)
+    metric = args.metric or ("digits" if a.shape[1] == 1 and b.shape[1] == 1 else "fid")
+    if metric == "digits":
+        if a.shape[1] != 1 or b.shape[1] != 1:
+            parser.error("--metric digits needs 1-channel digit images in both sets; use --metric fid for color images")
+        score = digits_distance(a, b, labels, desc_a, desc_b, args.seed)
+        print(score)
+    else:
+        scores = inception_scores(b, a, args.inception_weights, reference=desc_b)
+        score = scores["fid"]
+        print(score)
+        print(scores["kid"])
+    if args.json:
+        Path(args.json).write_text(score.to_json())
+    return score
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:  # bad input: a clear message, not a stack trace
+        sys.exit(f"fid.py: error: {err}")
