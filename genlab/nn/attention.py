@@ -1,0 +1,110 @@
+"""Multi-head attention on ``F.scaled_dot_product_attention`` with RoPE, masks and a KV cache.
+
+Shapes: ``x (B, T, D)``; ``positions`` ``(T,)``, ``(B, T)`` or ``(n_axes, B, T)`` for the new tokens;
+``key_padding_mask (B, S)`` with True for real keys, over all ``S`` keys including cached ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genlab.nn.rope import RotaryEmbedding, log_n_scale
+from genlab.utils import check_choice
+
+
+class KVCache:
+    """Keys and values ``(B, H, S, d)`` of one layer, grown by one forward call at a time."""
+
+    def __init__(self):
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[-2]
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = k if self.k is None else torch.cat([self.k, k], -2)
+        self.v = v if self.v is None else torch.cat([self.v, v], -2)
+        return self.k, self.v
+
+
+def attention_mask(batch: int, q_len: int, k_len: int, offset: int, causal: bool, key_padding_mask: Tensor | None,
+                   device: torch.device) -> Tensor | None:
+    """Boolean mask ``(B, 1, T, S)`` (True = may attend) or None when nothing is masked."""
+    if not causal and key_padding_mask is None:
+        return None
+    mask = torch.ones(batch, 1, q_len, k_len, dtype=torch.bool, device=device)
+    if causal:  # query t sits at absolute index offset + t
+        q_idx = torch.arange(q_len, device=device)[:, None] + offset
+        mask = mask & (torch.arange(k_len, device=device)[None, :] <= q_idx)
+    if key_padding_mask is not None:
+        if key_padding_mask.shape != (batch, k_len):
+            raise ValueError(f"key_padding_mask must be (B={batch}, S={k_len}); got {tuple(key_padding_mask.shape)}")
+        mask = mask & key_padding_mask.bool()[:, None, None, :]
+    return mask
+
+
+def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, log_n_train_len: int | None = None,
+                     causal_fast_path: bool = False) -> Tensor:
+    """Softmax attention ``(B, H, T, d_v)``; rows with no valid key give zeros (never NaN).
+
+    With ``log_n_train_len``, each query's logits are scaled by ``log(max(n, 16)) / log(train_len)``
+    where ``n`` is the number of keys it may attend to (the entropy-invariant scale, Su 8823).
+    """
+    if log_n_train_len is not None:
+        n = mask.sum(-1, keepdim=True) if mask is not None else torch.full(q.shape[:-1] + (1,), k.shape[-2], device=q.device)
+        q = q * log_n_scale(n, log_n_train_len).to(q.dtype)
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal_fast_path, scale=scale)
+    empty = ~mask.any(-1, keepdim=True)  # (B, 1, T, 1)
+    safe = mask | empty  # a fully masked row attends everywhere, then is zeroed
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale)
+    return out.masked_fill(empty, 0.0)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention (Vaswani et al. 2017) with rotary positions (RoFormer).
+
+    Args:
+        dim: model width ``D``.
+        heads: number of heads; ``head_dim = dim // heads`` unless given.
+        rope: a :class:`RotaryEmbedding` applied to queries and keys (None: no positions).
+        scale: ``"default"`` (``1/sqrt(d)``) or ``"log_n"`` (entropy-invariant, Su 8823).
+        train_len: the length at which ``log_n`` equals the default scale.
+        bias: biases on the projections.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, head_dim: int | None = None, rope: RotaryEmbedding | None = None,
+                 scale: str = "default", train_len: int = 512, bias: bool = False, dropout: float = 0.0):
+        super().__init__()
+        check_choice("scale", scale, ["default", "log_n"])
+        self.heads = heads
+        self.head_dim = head_dim or dim // heads
+        if self.head_dim * heads != dim and head_dim is None:
+            raise ValueError(f"dim={dim} is not divisible by heads={heads}; pass head_dim")
+        inner = self.head_dim * heads
+        self.qkv = nn.Linear(dim, 3 * inner, bias=bias)
+        self.out = nn.Linear(inner, dim, bias=bias)
+        self.rope, self.scale_mode, self.train_len, self.dropout = rope, scale, train_len, dropout
+
+    def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
+                causal: bool = False, cache: KVCache | None = None) -> Tensor:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, d) each
+        offset = cache.length if cache is not None else 0
+        if self.rope is not None:
+            q, k = self.rope(q, positions, offset), self.rope(k, positions, offset)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, S, d)
+        s = k.shape[-2]
+        log_n = self.train_len if self.scale_mode == "log_n" else None
+        # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
+        fast_causal = causal and key_padding_mask is None and offset == 0 and t == s and log_n is None
+        mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
+        out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal)
+        if self.training and self.dropout > 0:
+            out = F.dropout(out, self.dropout)
+        return self.out(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)
