@@ -48,20 +48,21 @@ def attention_mask(batch: int, q_len: int, k_len: int, offset: int, causal: bool
 
 
 def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, log_n_train_len: int | None = None,
-                     causal_fast_path: bool = False) -> Tensor:
+                     causal_fast_path: bool = False, dropout: float = 0.0) -> Tensor:
     """Softmax attention ``(B, H, T, d_v)``; rows with no valid key give zeros (never NaN).
 
     With ``log_n_train_len``, each query's logits are scaled by ``log(max(n, 16)) / log(train_len)``
     where ``n`` is the number of keys it may attend to (the entropy-invariant scale, Su 8823).
+    ``dropout`` drops attention probabilities (pass 0 outside training).
     """
     if log_n_train_len is not None:
         n = mask.sum(-1, keepdim=True) if mask is not None else torch.full(q.shape[:-1] + (1,), k.shape[-2], device=q.device)
         q = q * log_n_scale(n, log_n_train_len).to(q.dtype)
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal_fast_path, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal_fast_path, scale=scale, dropout_p=dropout)
     empty = ~mask.any(-1, keepdim=True)  # (B, 1, T, 1)
     safe = mask | empty  # a fully masked row attends everywhere, then is zeroed
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale, dropout_p=dropout)
     return out.masked_fill(empty, 0.0)
 
 
@@ -75,6 +76,11 @@ class Attention(nn.Module):
         scale: ``"default"`` (``1/sqrt(d)``) or ``"log_n"`` (entropy-invariant, Su 8823).
         train_len: the length at which ``log_n`` equals the default scale.
         bias: biases on the projections.
+        dropout: attention-probability dropout while training.
+
+    ``forward(x (B, T, D), positions, key_padding_mask (B, S), causal, cache) -> (B, T, D)``: with a
+    :class:`KVCache`, ``x`` holds the new tokens only and ``key_padding_mask`` covers all ``S``
+    keys (cached and new); positions default to ``cache.length + 0 .. T-1``.
     """
 
     def __init__(self, dim: int, heads: int = 8, head_dim: int | None = None, rope: RotaryEmbedding | None = None,
@@ -104,7 +110,6 @@ class Attention(nn.Module):
         # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
         fast_causal = causal and key_padding_mask is None and offset == 0 and t == s and log_n is None
         mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
-        out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal)
-        if self.training and self.dropout > 0:
-            out = F.dropout(out, self.dropout)
+        out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal,
+                               dropout=self.dropout if self.training else 0.0)
         return self.out(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)
