@@ -168,3 +168,22 @@ def test_bad_arguments_fail_clearly():
     with pytest.raises(TypeError, match="rope must be"):
         Transformer(D, 2, rope=32)
     assert math.isclose(TransformerBlock(D, deepnet_alpha=2.0).alpha, 2.0)
+
+
+def test_deep_post_norm_stack_trains_without_warmup_under_tiger():
+    """blocks.md §11.2: 48 Post-Norm blocks with the LAMB/Tiger DeepNet constants, full lr from step 0."""
+    from genlab.optim import Tiger, param_groups
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(Transformer(32, 48, heads=4, norm="post", deepnet="lamb"), torch.nn.Linear(32, 1))
+    opt = Tiger(param_groups(model, 0.01), lr=2e-3)
+    x = torch.randn(16, 8, 32)
+    target = x[..., :4].sum(-1, keepdim=True).cumsum(1) / 4  # needs attention over earlier tokens
+    losses = []
+    for _ in range(25):
+        loss = (model[1](model[0](x, causal=True)) - target).square().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert all(math.isfinite(v) for v in losses) and sum(losses[-3:]) / 3 < 0.5 * losses[0]
