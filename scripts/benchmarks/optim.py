@@ -48,7 +48,7 @@ def run(args) -> list[dict]:
     src, dst = torch.randn(n, device=device), torch.empty(n, device=device)
     fns = {name: opt.step for name, opt in opts.items()}
     fns["copy"] = lambda: dst.copy_(src)
-    tm = interleaved_times(fns, device, warmup=2, rounds=5 if args.quick else 11)
+    tm = interleaved_times(fns, device, warmup=2, rounds=5 if args.quick else 15)
     copy_bw = 2 * 4 * n / tm["copy"]
     state = {name: _state_bytes(opt) for name, opt in opts.items()}
 
