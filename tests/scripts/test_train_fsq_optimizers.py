@@ -1,5 +1,6 @@
-"""Lion and Tiger from a training script's config: bf16 autocast with Accelerate's gradient
-accumulation, and a bitwise resume of model and Tiger state (its micro-step counter included)."""
+"""Tiger from a training script's config (`--optimizer tiger`): bf16 autocast with Accelerate's
+gradient accumulation, and a bitwise resume of model and Tiger state (its micro-step counter
+included). Lion goes through the same `build_optimizer` path (tests/train/test_optim.py)."""
 
 import torch
 from safetensors.torch import load_file
@@ -28,8 +29,3 @@ def test_tiger_resumes_bitwise_under_bf16_and_accumulation(tmp_path, script):
     for i, s in oa["state"].items():
         assert list(s) == ["exp_avg"] and torch.equal(s["exp_avg"], ob["state"][i]["exp_avg"])
 
-
-def test_lion_trains_from_the_command_line(tmp_path, script):
-    proc = run_script([script("train_fsq.py"), *TINY, "--optimizer", "lion", "--lr", "3e-4", "--max_steps", "2",
-                       "--name", "lion", "--output_dir", str(tmp_path)], tmp_path)
-    assert (tmp_path / "lion" / "weights" / "tokenizer.safetensors").exists(), proc.stdout
