@@ -58,7 +58,12 @@ def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale
     ``dropout`` drops attention probabilities (pass 0 outside training).
     """
     if log_n_train_len is not None:
-        n = mask.sum(-1, keepdim=True) if mask is not None else torch.full(q.shape[:-1] + (1,), k.shape[-2], device=q.device)
+        if mask is not None:
+            n = mask.sum(-1, keepdim=True)  # (B, 1, T, 1) keys each query may see
+        elif causal_fast_path:
+            n = torch.arange(1, q.shape[-2] + 1, device=q.device)[:, None]  # row t sees t + 1 keys
+        else:
+            n = torch.tensor(k.shape[-2], device=q.device)
         q = q * log_n_scale(n, log_n_train_len, log_n_floor).to(q.dtype)
     if mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal_fast_path, scale=scale, dropout_p=dropout)
@@ -114,7 +119,7 @@ class Attention(nn.Module):
         s = k.shape[-2]
         log_n = self.train_len if self.scale_mode == "log_n" else None
         # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
-        fast_causal = causal and key_padding_mask is None and offset == 0 and t == s and log_n is None
+        fast_causal = causal and key_padding_mask is None and offset == 0 and t == s
         mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
         out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal,
                                dropout=self.dropout if self.training else 0.0, log_n_floor=self.log_n_floor)

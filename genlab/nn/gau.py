@@ -76,7 +76,9 @@ class GAU(nn.Module):
         if cache is not None:
             k, v = cache.update(k, v)
         s = k.shape[-2]
-        mask = attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
+        # Causal softmax without cache or padding takes SDPA's is_causal fast path (no mask tensor).
+        fast_causal = causal and key_padding_mask is None and offset == 0 and t == s and self.attention != "relu2"
+        mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
         if self.attention == "relu2":
             logits = (q @ k.transpose(-1, -2)).float() * self.s ** -0.5  # (B, 1, T, S)
             n = mask.sum(-1, keepdim=True).clamp_min(1) if mask is not None else torch.full_like(logits[..., :1], s)
@@ -86,5 +88,5 @@ class GAU(nn.Module):
             o = F.dropout(a, self.dropout, self.training).to(v.dtype) @ v
         else:
             o = masked_attention(q, k, v, mask, self.s ** -0.5, self.train_len if self.attention == "softmax_plus" else None,
-                                 dropout=self.dropout if self.training else 0.0)
+                                 causal_fast_path=fast_causal, dropout=self.dropout if self.training else 0.0)
         return self.proj_out(u * o[:, 0])  # (B, T, D)

@@ -1,4 +1,4 @@
-"""Image tokenizer: convolutional encoder -> quantizer (FSQ or VQ, by config) -> decoder.
+"""Image tokenizer: encoder -> quantizer (FSQ or VQ, by config) -> decoder; conv or ViT backbone, by config.
 
 The encoder/decoder follow the VQGAN / LDM autoencoder layout (Esser et al. 2021): ResNet blocks
 at each resolution, stride-2 downsampling, nearest-neighbour upsampling. ``downsample`` is the
@@ -9,6 +9,9 @@ spatial reduction factor (a power of two): a 32 x 32 image with ``downsample=4``
     out = tok(images)            # TokenizerOutput: reconstruction, loss, losses, indices
     ids = tok.encode(images)     # (B, H/4, W/4) long
     rec = tok.decode(ids)        # (B, C, H, W) in [-1, 1] (approximately)
+
+``backbone="vit"`` swaps the ResNet stacks for a ViT over ``downsample x downsample`` patches with
+RoPE-2D positions (genlab.nn.vit), ``channels`` wide, ``backbone_options`` giving depth, heads, ...
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.nn.conv import Downsample, ResnetBlock, Upsample, group_norm
+from genlab.nn.vit import ViTDecoder, ViTEncoder
 from genlab.tokenizers.fsq import FSQ
 from genlab.utils import check_choice
 
@@ -34,8 +38,9 @@ class TokenizerConfig:
 
     image_channels: int = 3
     image_size: int = 32
-    backbone: str = "conv"  # conv (ResNet blocks)
-    channels: int = 64  # width of the first stage
+    backbone: str = "conv"  # conv (ResNet blocks) | vit (Transformer on downsample x downsample patches, RoPE-2D)
+    backbone_options: dict = field(default_factory=dict)  # vit: depth, heads, mixer, norm, mlp_ratio, ...
+    channels: int = 64  # width of the first stage (vit: the Transformer width)
     channel_mult: list[int] = field(default_factory=list)  # per stage; empty = (1, 2, 2, 4, ...)[: log2(downsample) + 1]
     num_res_blocks: int = 1  # ResNet blocks per stage
     downsample: int = 4  # spatial reduction factor, a power of two
@@ -118,9 +123,24 @@ class ConvDecoder(nn.Module):
 
 
 def _conv_backbone(cfg: TokenizerConfig, z_channels: int) -> tuple[nn.Module, nn.Module]:
+    if cfg.backbone_options:
+        raise ValueError(f"backbone_options={cfg.backbone_options!r} apply to backbone='vit' only")
     mults = cfg.stage_mults()
     enc = ConvEncoder(cfg.image_channels, z_channels, cfg.channels, mults, cfg.num_res_blocks)
     dec = ConvDecoder(cfg.image_channels, z_channels, cfg.channels, mults, cfg.num_res_blocks)
+    return enc, dec
+
+
+def _vit_backbone(cfg: TokenizerConfig, z_channels: int) -> tuple[nn.Module, nn.Module]:
+    """ViT encoder and decoder (genlab.nn.vit): patches of ``downsample`` pixels, width ``channels``."""
+    if cfg.channel_mult:
+        raise ValueError(f"channel_mult={cfg.channel_mult} applies to backbone='conv' only")
+    opts = {"depth": 4, "heads": 4, **cfg.backbone_options}
+    try:
+        enc = ViTEncoder(cfg.image_channels, z_channels, cfg.downsample, cfg.channels, **opts)
+        dec = ViTDecoder(cfg.image_channels, z_channels, cfg.downsample, cfg.channels, **opts)
+    except TypeError as e:
+        raise ValueError(f"backbone_options={cfg.backbone_options!r} do not fit backbone='vit': {e}") from None
     return enc, dec
 
 
@@ -130,7 +150,8 @@ def _fsq(cfg: TokenizerConfig) -> nn.Module:
 
 # name -> builder; other quantizers and backbones register here.
 QUANTIZERS: dict[str, Callable[[TokenizerConfig], nn.Module]] = {"fsq": _fsq}
-BACKBONES: dict[str, Callable[[TokenizerConfig, int], tuple[nn.Module, nn.Module]]] = {"conv": _conv_backbone}
+BACKBONES: dict[str, Callable[[TokenizerConfig, int], tuple[nn.Module, nn.Module]]] = {"conv": _conv_backbone,
+                                                                                      "vit": _vit_backbone}
 
 
 class ImageTokenizer(nn.Module):

@@ -112,3 +112,13 @@ def test_init_scale_of_a_gau_branch():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="attention='linear'"):
         GAU(16, attention="linear")
+
+
+@pytest.mark.parametrize("attention", ["softmax_plus", "softmax", "relu2"])
+def test_causal_fast_path_equals_the_masked_path(attention):
+    """Without padding or cache, causal softmax skips the mask tensor (SDPA is_causal, per-row log n)."""
+    torch.manual_seed(0)
+    gau = GAU(16, qk_dim=8, attention=attention, train_len=8, rope=RotaryEmbedding(8))
+    x = torch.randn(2, 40, 16)
+    everything = torch.ones(2, 40, dtype=torch.bool)  # forces the explicit-mask path
+    torch.testing.assert_close(gau(x, causal=True), gau(x, key_padding_mask=everything, causal=True), atol=1e-6, rtol=1e-5)

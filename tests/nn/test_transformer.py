@@ -187,3 +187,14 @@ def test_deep_post_norm_stack_trains_without_warmup_under_tiger():
         opt.zero_grad()
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses) and sum(losses[-3:]) / 3 < 0.5 * losses[0]
+
+
+def test_readme_snippet_runs_and_the_cache_matches():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("## Transformer blocks, RoPE")[1].split("```python")[1].split("```")[0]
+    ns: dict = {}
+    exec(code, ns)
+    assert ns["y"].shape == (1, 13, 256)
+    torch.testing.assert_close(ns["y1"], ns["y"][:, 12:], atol=2e-5, rtol=1e-5)

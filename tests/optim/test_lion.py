@@ -1,4 +1,4 @@
-"""Lion: foreach == loop bitwise, equal to lion-pytorch (default and foreach paths) and to the
+"""Lion: foreach == loop bitwise (the loop is the CPU default), equal to lion-pytorch (default and foreach paths) and to the
 automl formula, invariant to the loss scale, one state buffer per parameter."""
 
 import pytest
@@ -28,15 +28,16 @@ def _run(make_opt, steps=6, dtype=torch.float32, loss_scale=1.0):
 
 
 def test_foreach_equals_the_loop_bitwise():
-    a, oa = _run(lambda ps: Lion(ps, lr=1e-2, weight_decay=0.1))
+    a, oa = _run(lambda ps: Lion(ps, lr=1e-2, weight_decay=0.1, foreach=True))
     b, ob = _run(lambda ps: Lion(ps, lr=1e-2, weight_decay=0.1, foreach=False))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert all(torch.equal(oa.state[x]["exp_avg"], ob.state[y]["exp_avg"]) for x, y in zip(a, b))
 
 
+@pytest.mark.parametrize("foreach", [True, False])
 @pytest.mark.parametrize("betas", [(0.9, 0.99), (0.95, 0.98)])
-def test_equals_lion_pytorch(betas):
-    ours, ours_opt = _run(lambda ps: Lion(ps, lr=3e-3, betas=betas, weight_decay=0.3), dtype=torch.float64)
+def test_equals_lion_pytorch(betas, foreach):
+    ours, ours_opt = _run(lambda ps: Lion(ps, lr=3e-3, betas=betas, weight_decay=0.3, foreach=foreach), dtype=torch.float64)
     peer, peer_opt = _run(lambda ps: PeerLion(ps, lr=3e-3, betas=betas, weight_decay=0.3, use_triton=False), dtype=torch.float64)
     assert all(torch.equal(x, y) for x, y in zip(ours, peer))  # the sign makes parameters bit-identical
     for x, y in zip(ours, peer):  # the momentum differs by lerp vs mul+add rounding only

@@ -76,12 +76,13 @@ def reference(grads_seq, dtype, lr, beta, wd, k=1, shrink=0.99, rms_floor=0.0, n
     return params, ms
 
 
+@pytest.mark.parametrize("foreach", [True, False])
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("nan_only", [True, False])
-def test_equals_the_reference_pseudo_code_float64(k, nan_only):
+def test_equals_the_reference_pseudo_code_float64(k, nan_only, foreach):
     grads = _grads(9, torch.float64, bad=[(2, 0, math.nan), (4, 3, math.inf), (5, 2, -math.inf)])
     ours, opt = _run(lambda g: Tiger(g, lr=0.02, beta=0.9, weight_decay=0.01, grad_accum_steps=k, rms_floor=0.0,
-                                     nan_only=nan_only), grads, torch.float64)
+                                     nan_only=nan_only, foreach=foreach), grads, torch.float64)
     ref, ref_m = reference(grads, torch.float64, 0.02, 0.9, 0.01, k=k, nan_only=nan_only)
     for i, (p, r, m) in enumerate(zip(ours, ref, ref_m)):
         if nan_only and i in (2, 3):
@@ -100,7 +101,7 @@ def test_foreach_equals_the_loop_bitwise(k, lazy):
         return
     grads = _grads(7, torch.float32, bad=[(3, 0, math.nan)])
     kw = dict(lr=0.01, grad_accum_steps=k, lazy_embeddings=lazy)
-    a, oa = _run(lambda g: Tiger(g, **kw), grads, torch.float32)
+    a, oa = _run(lambda g: Tiger(g, foreach=True, **kw), grads, torch.float32)
     b, ob = _run(lambda g: Tiger(g, foreach=False, **kw), grads, torch.float32)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert all(torch.equal(oa.state[x]["exp_avg"], ob.state[y]["exp_avg"]) for x, y in zip(a, b))
@@ -108,7 +109,8 @@ def test_foreach_equals_the_loop_bitwise(k, lazy):
 
 def test_without_relative_rates_tiger_is_lion_with_equal_betas():
     grads = _grads(6, torch.float64)
-    ours, _ = _run(lambda g: Tiger(g, lr=3e-3, beta=0.95, weight_decay=0.2, relative=False), grads, torch.float64, wd=0.2)
+    ours, _ = _run(lambda g: Tiger(g, lr=3e-3, beta=0.95, weight_decay=0.2, relative=False, foreach=True), grads,
+                   torch.float64, wd=0.2)
     peer, _ = _run(lambda g: PeerLion(g, lr=3e-3, betas=(0.95, 0.95), weight_decay=0.2), grads, torch.float64, wd=0.2)
     assert all(torch.equal(x, y) for x, y in zip(ours, peer))
 
