@@ -23,3 +23,6 @@ def run_script(args: list[str], cwd: Path, timeout: int = 300, launcher: list[st
 @pytest.fixture
 def script():
     return lambda name: str(ROOT / "scripts" / name)
+
+
+from tests.scripts.flow_runs import digits_run, toy_run  # noqa: E402,F401 (session fixtures: tiny trained flows)
