@@ -10,7 +10,7 @@ Writes into ``<run>/samples/`` (or ``--out``): ``images/<index>_<label>.png`` (t
 emptied of earlier PNGs first; ``scripts/fid.py`` reads it), ``grid.png`` (one row per class) and
 ``grid_class_<c>.png`` for class-conditional runs, ``scatter.png`` and ``samples.safetensors``
 for toy2d, ``score.json`` (metric, value, protocol: samples, reference, solver, measured NFE,
-tolerances, guidance scale, EMA or raw weights, seed, versions) and, with ``--compare``,
+tolerances, guidance scale, EMA or raw flow weights, seed, versions) and, with ``--compare``,
 ``quality_vs_nfe.png`` / ``.json``.
 
 Scores: digits get FD-digits-cnn (the shipped digits classifier's feature space; never called
@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, save_scatter, score_samples,
+    class_grid, grid_scale, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, save_scatter, score_samples,
 )
 from genlab.flows.networks import load_velocity_net  # noqa: E402
 from genlab.metrics.protocol import library_versions  # noqa: E402
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
                              batch_size=args.batch_size, device=device, rtol=args.rtol, atol=args.atol)
     seconds = time.time() - t0
     protocol = {"solver": args.solver, "nfe": nfe, "rtol": args.rtol, "atol": args.atol, "guidance_scale": args.guidance_scale,
-                "weights": args.weights, "weights_file": str(weights), "seed": args.seed, "generated": len(samples),
+                "flow_weights": args.weights, "flow_weights_file": str(weights), "seed": args.seed, "generated": len(samples),
                 "sampling_seconds": round(seconds, 2), "versions": library_versions()}
     if dataset == "toy2d":
         from safetensors.torch import save_file
@@ -139,13 +139,14 @@ def main(argv: list[str] | None = None) -> dict:
         save_scatter(samples, out / "scatter.png", f"{args.solver} ({nfe} NFE)")
     else:
         save_images(samples, labels, out / "images")
+        scale = grid_scale(net.data_shape[-1])
         if classes:
             per = min(args.per_class, args.num_samples // classes)
-            save_grid(class_grid(samples, labels, classes, per), out / "grid.png", nrow=per, scale=2)
+            save_grid(class_grid(samples, labels, classes, per), out / "grid.png", nrow=per, scale=scale)
             for c in range(classes):
-                save_grid(samples[labels == c][:max(per, 8)], out / f"grid_class_{c}.png", nrow=8, scale=2)
+                save_grid(samples[labels == c][:max(per, 8)], out / f"grid_class_{c}.png", nrow=8, scale=scale)
         else:
-            save_grid(samples[:64], out / "grid.png", nrow=8, scale=2)
+            save_grid(samples[:64], out / "grid.png", nrow=8, scale=scale)
     record = score(dataset, samples, labels, cfg, args, protocol)
     write_text_atomic(out / "score.json", json.dumps(record, indent=1))
     extra = ", ".join(f"{k} {v:.4g}" for k, v in record["extra"].items() if isinstance(v, float))
@@ -179,7 +180,7 @@ def compare(net, cfg: dict, dataset: str, args, device, out: Path) -> list[dict]
     label = "sliced Wasserstein" if dataset == "toy2d" else "FD-digits-cnn"
     plot_quality_vs_nfe(curves, out / "quality_vs_nfe.png", f"{label} (lower is better)", floor)
     protocol = {"samples": args.compare_samples, "guidance_scale": args.guidance_scale, "rtol": args.rtol, "atol": args.atol,
-                "weights": args.weights, "seed": args.seed + 1}
+                "flow_weights": args.weights, "seed": args.seed + 1}
     write_text_atomic(out / "quality_vs_nfe.json", json.dumps({"protocol": protocol, "rows": rows}, indent=1))
     return rows
 

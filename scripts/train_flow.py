@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from genlab.data import TOY2D, Toy2D, build_image_dataset  # noqa: E402
 from genlab.flows import CouplingDataset, TIME_DISTRIBUTIONS, flow_matching_loss, sample_times, straightness  # noqa: E402
 from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, integrate, noise_and_labels, parse_solver, save_scatter, score_samples,
+    class_grid, grid_scale, integrate, noise_and_labels, parse_solver, save_scatter, score_samples,
 )
 from genlab.flows.networks import (  # noqa: E402
     WEIGHTS_KIND, FlowNetConfig, build_velocity_net, drop_labels, velocity_net_metadata,
@@ -165,11 +165,11 @@ def evaluate(run: Run, cfg: FlowTrainConfig, ema_net, shape, num_classes: int, s
             tag = spec.replace(":", "")
             if cfg.dataset == "toy2d":
                 save_scatter(samples, run.path("samples", f"scatter_{tag}_{step:08d}.png"), f"{spec}, step {step}")
-            elif num_classes:
-                grid = class_grid(samples, labels[:cfg.eval_samples], num_classes, min(cfg.grid_per_class, cfg.eval_samples // num_classes))
-                save_grid(grid, run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=len(grid) // num_classes, scale=2)
             else:
-                save_grid(samples[:64], run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=8, scale=2)
+                per = min(cfg.grid_per_class, cfg.eval_samples // max(num_classes, 1))
+                grid = class_grid(samples, labels[:cfg.eval_samples], num_classes, per) if num_classes else samples[:64]
+                save_grid(grid, run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=per if num_classes else 8,
+                          scale=grid_scale(shape[-1]))
     if cfg.straightness_steps:
         n = min(64, cfg.eval_samples)
         xs = x0[:n].to(acc.device)

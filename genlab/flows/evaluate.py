@@ -66,8 +66,8 @@ def integrate(model: Callable[..., Tensor], x0: Tensor, labels: Tensor | None, s
     for i in range(0, len(x0), batch_size):
         xb = x0[i:i + batch_size].to(device)
         yb = labels[i:i + batch_size].to(device) if labels is not None else None
-        res = sample(velocity, xb, steps, method, labels=yb, guidance_scale=guidance_scale if yb is not None else 1.0,
-                     null_label=null_label, rtol=rtol, atol=atol)
+        res = sample(velocity, xb, steps, method, labels=yb, guidance_scale=guidance_scale, null_label=null_label,
+                     rtol=rtol, atol=atol)
         out.append(res.samples.float().cpu())
         nfe = max(nfe, res.nfe)
     return torch.cat(out), nfe
@@ -115,6 +115,11 @@ def save_scatter(points: Tensor, path: str | Path, title: str = "", reference: T
     return path
 
 
+def grid_scale(image_size: int) -> int:
+    """Pixel enlargement that shows an image about 32 pixels wide in a grid (8x8 digits: 4)."""
+    return max(1, 32 // image_size)
+
+
 def class_grid(samples: Tensor, labels: Tensor, num_classes: int, per_class: int) -> Tensor:
     """Reorder samples into rows of one class each: ``(num_classes * per_class, C, H, W)``."""
     rows = []
@@ -157,5 +162,5 @@ def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], path: str | 
     return path
 
 
-__all__ = ["class_grid", "integrate", "noise_and_labels", "parse_solver", "plot_quality_vs_nfe", "save_scatter",
+__all__ = ["class_grid", "grid_scale", "integrate", "noise_and_labels", "parse_solver", "plot_quality_vs_nfe", "save_scatter",
            "score_samples", "solver_nfe"]

@@ -43,7 +43,8 @@ def guided_velocity(model: Callable[..., Tensor], x: Tensor, t: Tensor, labels: 
                     guidance_scale: float) -> Tensor:
     """``v_uncond + s (v_cond - v_uncond)`` from one forward on the doubled batch.
 
-    Shapes: ``x (B, ...)``, ``t (B,)``, ``labels (B,)`` long; returns ``(B, ...)``.
+    Shapes: ``x (B, ...)``, genlab times ``t (B,)`` (0 = source, 1 = data), ``labels (B,)`` long;
+    returns ``(B, ...)``.
     """
     null = torch.full_like(labels, null_label)
     out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))

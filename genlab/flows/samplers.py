@@ -59,7 +59,8 @@ class FlowSamples:
 
 
 class VelocityField:
-    """``v(x, t)`` of a model with the model calls counted, guidance applied and shapes checked.
+    """``v(x, t)`` of a model (genlab time: 0 = source, 1 = data) with the model calls counted,
+    guidance applied and shapes checked.
 
     Calls the model as ``model(x, t)`` (``t (B,)``), or ``model(x, t, labels)`` when labels are
     given; with ``guidance_scale != 1``, one forward on the doubled batch (two evaluations).

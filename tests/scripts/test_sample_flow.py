@@ -17,7 +17,7 @@ def test_digits_grids_samples_and_score(digits_run, tmp_path):
     assert record["metric"] == "FD-digits-cnn" and record["protocol"]["nfe"] == 8  # heun: 2 per step, x2 for guidance
     assert {"noise_floor", "accuracy", "precision", "recall"} <= set(record["extra"])
     proto = record["protocol"]
-    assert proto["solver"] == "heun:2" and proto["guidance_scale"] == 1.5 and proto["weights"] == "ema" and proto["seed"] == 0
+    assert proto["solver"] == "heun:2" and proto["guidance_scale"] == 1.5 and proto["flow_weights"] == "ema" and proto["seed"] == 0
     assert json.loads((tmp_path / "score.json").read_text())["value"] == pytest.approx(record["value"])
     images = sorted((tmp_path / "images").glob("*.png"))
     assert len(images) == 30 and images[0].name == "00000_0.png" and images[13].name == "00013_3.png"
@@ -34,7 +34,7 @@ def test_toy_scatter_and_sliced_wasserstein(toy_run, tmp_path):
     record = sample_main(["--run", str(toy_run), "--solver", "euler:1", "--num_samples", "50", "--out", str(tmp_path),
                           "--weights", "raw"])
     assert record["metric"] == "sliced Wasserstein" and "swd_noise_floor" in record["extra"]
-    assert record["protocol"]["nfe"] == 1 and record["protocol"]["weights"] == "raw"
+    assert record["protocol"]["nfe"] == 1 and record["protocol"]["flow_weights"] == "raw"
     assert (tmp_path / "scatter.png").is_file() and (tmp_path / "samples.safetensors").is_file()
 
 
