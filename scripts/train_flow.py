@@ -159,18 +159,20 @@ def evaluate(run: Run, cfg: FlowTrainConfig, ema_net, shape, num_classes: int, s
                                  guidance_scale=cfg.guidance_scale, null_label=null, batch_size=cfg.eval_batch_size,
                                  device=acc.device, autocast=acc.autocast, rtol=cfg.rtol, atol=cfg.atol)
         samples = acc.gather(samples.to(acc.device)).cpu()[:cfg.eval_samples]
-        scores = score_samples(cfg.dataset, samples, labels[:cfg.eval_samples] if labels is not None else None, cfg.toy2d)
-        results[spec] = {"nfe": nfe, **scores}
-        if run.is_main:
-            tag = spec.replace(":", "")
-            if cfg.dataset == "toy2d":
-                save_scatter(samples, run.path("samples", f"scatter_{tag}_{step:08d}.png"), f"{spec}, step {step}")
-            else:
-                per = min(cfg.grid_per_class, cfg.eval_samples // max(num_classes, 1))
-                grid = class_grid(samples, labels[:cfg.eval_samples], num_classes, per) if num_classes else samples[:64]
-                save_grid(grid, run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=per if num_classes else 8,
-                          scale=grid_scale(shape[-1]))
-    if cfg.straightness_steps:
+        results[spec] = {"nfe": nfe}
+        if not run.is_main:  # the other processes only sample
+            continue
+        results[spec].update(score_samples(cfg.dataset, samples, labels[:cfg.eval_samples] if labels is not None else None,
+                                           cfg.toy2d))
+        tag = spec.replace(":", "")
+        if cfg.dataset == "toy2d":
+            save_scatter(samples, run.path("samples", f"scatter_{tag}_{step:08d}.png"), f"{spec}, step {step}")
+        else:
+            per_class = min(cfg.grid_per_class, cfg.eval_samples // max(num_classes, 1))
+            grid = class_grid(samples, labels[:cfg.eval_samples], num_classes, per_class) if num_classes else samples[:64]
+            save_grid(grid, run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=per_class if num_classes else 8,
+                      scale=grid_scale(shape[-1]))
+    if cfg.straightness_steps and run.is_main:
         n = min(64, cfg.eval_samples)
         xs = x0[:n].to(acc.device)
         ys = labels[:n].to(acc.device) if labels is not None else None
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None, config_cls=FlowTrainConfig) -> dict:
         save_weights(ema.module, run.path("weights", "flow_ema.safetensors"), WEIGHTS_KIND, meta)
         summary = {"eval": results, "steps": cfg.max_steps, "processes": acc.num_processes,
                    "eval_samples": cfg.eval_samples, "guidance_scale": cfg.guidance_scale, "weights": "ema",
+                   "rtol": cfg.rtol, "atol": cfg.atol,
                    "seconds_per_step": (time.time() - t0) / max(cfg.max_steps - start, 1)}
         write_text_atomic(run.path("results.json"), json.dumps(summary, indent=1))
     run.finish()

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genlab.flows import METHODS, sample, uniform_grid
+from genlab.flows import METHODS, guidance_scale_from_w, sample, uniform_grid, w_from_guidance_scale
 from genlab.flows.samplers import FIXED_METHODS
 from tests.flows.gaussian1d import MU, S, TARGET, v_reflow, v_star, x0
 
@@ -90,6 +90,11 @@ def test_nfe_is_measured_and_doubles_with_guidance(method):
     guided = sample(model, x0(), 3, method, labels=torch.zeros(3, dtype=torch.long), guidance_scale=2.0, null_label=5)
     assert guided.nfe == 2 * plain.nfe  # a guided call evaluates the conditional and unconditional halves
     assert model.calls == plain.nfe and model.rows == model.calls * 2 * 3  # one forward per stage, on the doubled batch
+
+
+def test_guidance_scale_converts_from_the_w_convention():
+    assert guidance_scale_from_w(0.2) == pytest.approx(1.2)  # Meta's cfg_scale 0.2 is s = 1.2
+    assert w_from_guidance_scale(guidance_scale_from_w(0.7)) == pytest.approx(0.7)
 
 
 def test_guidance_combines_conditional_and_unconditional():
