@@ -10,7 +10,6 @@ over two axes (row, column) from :func:`genlab.nn.rope.grid_positions` (RoPE-2D,
 
 from __future__ import annotations
 
-import torch
 from einops import rearrange
 from torch import Tensor, nn
 
