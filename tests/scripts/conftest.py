@@ -54,3 +54,6 @@ def kill_after_checkpoint(args: list[str], cwd: Path, checkpoint: Path, timeout:
 @pytest.fixture
 def script():
     return lambda name: str(ROOT / "scripts" / name)
+
+
+from tests.scripts.flow_runs import digits_run, toy_run  # noqa: E402,F401 (session fixtures: tiny trained flows)

@@ -1,0 +1,37 @@
+"""What every velocity network shares: the call signature and its input checks.
+
+A velocity network is called as ``net(x, t)`` or, when class-conditional, ``net(x, t, labels)``:
+``x (B, *data_shape)``, genlab times ``t (B,)`` (0 = source, 1 = data), ``labels (B,)`` long in
+``[0, num_classes]`` where ``num_classes`` is the null class of classifier-free guidance. It
+returns the velocity ``(B, *data_shape)``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class VelocityNet(nn.Module):
+    """Base class: ``data_shape``, ``num_classes`` (0 = unconditional) and :meth:`check_inputs`."""
+
+    data_shape: tuple[int, ...]
+    num_classes: int
+
+    @property
+    def null_label(self) -> int | None:
+        """Index of the unconditional class (``num_classes``), or None for an unconditional net."""
+        return self.num_classes if self.num_classes else None
+
+    def check_inputs(self, x: Tensor, t: Tensor, labels: Tensor | None) -> None:
+        name = type(self).__name__
+        if tuple(x.shape[1:]) != tuple(self.data_shape) or x.ndim != len(self.data_shape) + 1:
+            raise ValueError(f"{name} expects x of shape (B, {', '.join(map(str, self.data_shape))}); got {tuple(x.shape)}")
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"{name} expects t of shape (B,) = ({x.shape[0]},); got {tuple(t.shape)}")
+        if self.num_classes and labels is None:
+            raise ValueError(f"{name} is class-conditional (num_classes={self.num_classes}): pass labels (B,); "
+                             f"the unconditional (null) class is {self.num_classes}")
+        if not self.num_classes and labels is not None:
+            raise ValueError(f"{name} is unconditional (num_classes=0); got labels")
+        if labels is not None and (labels.shape != (x.shape[0],) or labels.is_floating_point()):
+            raise ValueError(f"labels must be integers of shape (B,) = ({x.shape[0]},); got {labels.dtype} {tuple(labels.shape)}")
