@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from genlab.nn.conv import Downsample, ResnetBlock, Upsample, group_norm
 from genlab.tokenizers.fsq import FSQ
+from genlab.tokenizers.vq import VectorQuantizer
 from genlab.utils import check_choice
 
 WEIGHTS_KIND = "ImageTokenizer"
@@ -41,7 +42,7 @@ class TokenizerConfig:
     downsample: int = 4  # spatial reduction factor, a power of two
     quantizer: str = "fsq"  # fsq | vq
     levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # FSQ levels
-    quantizer_options: dict = field(default_factory=dict)  # extra quantizer arguments (VQ: codebook_size, ...)
+    quantizer_options: dict = field(default_factory=dict)  # extra quantizer arguments (VQ: dim, codebook_size, ...)
     rec_loss: str = "l2"  # l2 | l1
 
     def validate_tokenizer(self) -> None:
@@ -128,8 +129,12 @@ def _fsq(cfg: TokenizerConfig) -> nn.Module:
     return FSQ(cfg.levels, channel_first=True, **cfg.quantizer_options)
 
 
+def _vq(cfg: TokenizerConfig) -> nn.Module:
+    return VectorQuantizer(channel_first=True, **cfg.quantizer_options)
+
+
 # name -> builder; other quantizers and backbones register here.
-QUANTIZERS: dict[str, Callable[[TokenizerConfig], nn.Module]] = {"fsq": _fsq}
+QUANTIZERS: dict[str, Callable[[TokenizerConfig], nn.Module]] = {"fsq": _fsq, "vq": _vq}
 BACKBONES: dict[str, Callable[[TokenizerConfig, int], tuple[nn.Module, nn.Module]]] = {"conv": _conv_backbone}
 
 
