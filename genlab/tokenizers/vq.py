@@ -77,7 +77,7 @@ class VectorQuantizer(nn.Module):
         e_i = m_i / N~_i,    N~_i = (N_i + eps) / (sum_j N_j + K eps) * sum_j N_j   (Laplace smoothing)
 
     ``N`` (``cluster_size``, vectors per batch) is tracked in both modes and drives dead-code reset:
-    at the start of each training-mode forward, every code with ``N_i < dead_code_threshold`` is
+    after the update of each training-mode forward, every code with ``N_i < dead_code_threshold`` is
     replaced by a random encoder output of the current batch, and its moving averages restart from it
     (``N_i = reset_size``, ``m_i = e_i * reset_size``), so the stale ``m_i / N_i`` cannot undo the
     reset. ``kmeans_init`` runs ``kmeans_iters`` Lloyd steps on the first training batch.
@@ -231,9 +231,6 @@ class VectorQuantizer(nn.Module):
             sync = self.training and self._distributed()
             if self.training and not self.initted:
                 self._kmeans_init(flat.detach(), sync)
-            if self.training and self.dead_code_threshold > 0:
-                # Before the codebook enters the autograd graph, so no saved tensor is modified.
-                self._reset_dead_codes(flat.detach(), sync)
             codebook = self._codes()  # (K, d) float32; carries gradients in "gradient" mode
             indices = self.nearest(flat.detach(), codebook.detach())  # (N,) long
             q = F.embedding(indices, codebook)  # (N, d)
@@ -243,6 +240,8 @@ class VectorQuantizer(nn.Module):
                 loss = loss + self.codebook_weight * F.mse_loss(q, flat.detach())
             if self.training:
                 self._update(flat.detach(), indices, sync)
+                if self.dead_code_threshold > 0:
+                    self._reset_dead_codes(flat.detach(), sync)
 
             if self.rotation_trick and flat.requires_grad:
                 out = rotate_to(flat, q)
@@ -260,7 +259,9 @@ class VectorQuantizer(nn.Module):
     def _codes(self) -> Tensor:
         codes = self.codebook.float()
         if self.codebook_update == "gradient" and self.distance == "cosine":
-            codes = F.normalize(codes, dim=-1, eps=NORM_EPS)  # the EMA codebook is stored normalised
+            # The EMA codebook is stored normalised. The clone keeps the tensor that normalize saves
+            # for backward apart from the parameter, which a dead-code reset rewrites in this forward.
+            codes = F.normalize(codes.clone(), dim=-1, eps=NORM_EPS)
         return codes
 
     @torch.no_grad()
@@ -313,8 +314,11 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _reset_dead_codes(self, x: Tensor, sync: bool) -> None:
+        # The codebook's rows are rewritten in place: the forward's autograd graph saved none of them
+        # (embedding saves indices only, and the cosine path normalises a clone).
         dead = self.cluster_size < self.dead_code_threshold  # identical on every process (synced counts)
         n_dead = int(dead.sum())
+        self.dead_codes = n_dead
         if n_dead == 0:
             return
         new = _sample_rows(x, n_dead, sync)  # (n_dead, d), the same on every process
@@ -323,10 +327,7 @@ class VectorQuantizer(nn.Module):
         if self.codebook_update == "ema":
             self.embed_avg[dead] = new * self.reset_size
 
-    @property
-    def dead_codes(self) -> int:
-        """Codes whose moving-average count is below ``dead_code_threshold`` (0 when reset is off)."""
-        return int((self.cluster_size < self.dead_code_threshold).sum())
+    dead_codes: int = 0  # codes found dead (and reset) by the last training step; 0 when reset is off
 
     @torch.no_grad()
     def _kmeans_init(self, x: Tensor, sync: bool) -> None:

@@ -151,31 +151,34 @@ def test_dead_codes_are_reset_with_their_ema_state():
         vq.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [50.0, 50.0], [-50.0, 50.0]]))
         vq.embed_avg.copy_(vq.codebook)
     batch = torch.randn(64, 2) * 0.3
-    vq(batch)  # codes 2 and 3 get nothing: N = 0.5 * 1 + 0 = 0.5 ... still alive
-    vq(batch)  # N = 0.25 < 0.5: dead
+    vq(batch)  # codes 2 and 3 get nothing: N = 0.5 * 1 + 0 = 0.5, not below the threshold
+    assert vq.dead_codes == 0 and vq.codebook[2:].abs().min() > 49
+    vq(batch)  # N = 0.25 < 0.5: dead, and replaced by encoder outputs of this batch
     assert vq.dead_codes == 2
-    assert vq.codebook[2:].abs().min() > 49  # not reset yet
-    vq(batch)  # reset at the start of this step, from this batch's encoder outputs
-    assert vq.codebook[2:].abs().max() < 2 and vq.dead_codes == 0
-    # Moving averages restart from the new codes (N = reset_size = 2), then this step's EMA update:
-    # each new code took at least the vector it was drawn from.
-    assert (vq.cluster_size[2:] >= 0.5 * 2.0 + 0.5 * 1).all()
+    new = vq.codebook[2:]
+    assert all((batch == row).all(1).any() for row in new) and not torch.equal(new[0], new[1])
+    assert vq.cluster_size[2:].tolist() == [2.0, 2.0]  # N = reset_size
+    assert torch.equal(vq.embed_avg[2:], new * 2.0)  # m = e * reset_size
 
     # The spec's check: one more step with no vectors for a reset code keeps it at its new value
     # (a stale m / N would drag it back to where it died).
     vq2 = VectorQuantizer(2, 3, decay=0.99, dead_code_threshold=0.5)
     with torch.no_grad():
         vq2.codebook.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [40.0, 40.0]]))
-        vq2.embed_avg.copy_(vq2.codebook * 0.1)
-        vq2.cluster_size.fill_(0.1)  # all three below the threshold: all reset from the batch
-    far = torch.tensor([[5.0, 5.0], [6.0, 6.0], [7.0, 7.0]])
-    vq2(far)
-    reset = vq2.codebook.clone()  # each new code also took its own vector in this step's update
-    torch.testing.assert_close(reset[reset[:, 0].argsort()], far, rtol=1e-4, atol=0)
-    vq2.dead_code_threshold = 0.0  # keep them: no further resets
-    vq2(torch.tensor([[5.0, 5.0], [5.0, 5.0]]))  # only the code at (5, 5) gets vectors
-    others = [i for i in range(3) if reset[i].tolist() != [5.0, 5.0]]
-    torch.testing.assert_close(vq2.codebook[others], reset[others], rtol=1e-4, atol=0)
+        vq2.embed_avg.copy_(vq2.codebook * 0.6)
+        vq2.cluster_size.fill_(0.6)
+    batch = torch.tensor([[0.0, 0.0], [0.9, 0.1], [1.0, 0.1]])
+    for _ in range(30):  # code 2 gets nothing: N decays from 0.6 below 0.5
+        vq2(batch)
+        if vq2.dead_codes:
+            break
+    assert vq2.dead_codes == 1
+    reset = vq2.codebook[2].clone()
+    assert (batch == reset).all(1).any()
+    vq2.dead_code_threshold = 0.0  # no further resets
+    # (-10, 0) goes to code 0 at exactly (0, 0) (ties go to the lower index): the reset code gets nothing.
+    assert vq2(torch.tensor([[-10.0, 0.0]])).indices.tolist() == [0]
+    torch.testing.assert_close(vq2.codebook[2], reset, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("codebook_update", ["ema", "gradient"])
