@@ -13,7 +13,7 @@ dead-code reset, which shows codebook collapse. Unknown arguments go to every tr
 Each run lives in ``<output_dir>/<name>/``; a finished run (with results.json) is reused, an
 interrupted one resumes from its checkpoint. Writes ``<output_dir>/table.md`` (test PSNR, SSIM,
 codebook usage and perplexity over the whole photo test split, training seconds per step) and
-``<output_dir>/results.json``.
+``<output_dir>/results.json`` and ``<output_dir>/comparison.png`` (PSNR and usage against codes).
 """
 
 from __future__ import annotations
@@ -61,6 +61,31 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Test PSNR and codebook usage against the number of codes, one line per tokenizer variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=80)
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["codebook_size"])
+        label = {"fsq": "FSQ"}.get(variant, mine[0]["label"])
+        ks = [r["codebook_size"] for r in mine]
+        axes[0].plot(ks, [r["psnr"] for r in mine], "o-", label=label)
+        axes[1].plot(ks, [100 * r["usage"] for r in mine], "o-", label=label)
+    for ax, ylabel in zip(axes, ("test PSNR (dB)", "codebook usage (%)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("codes")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/compare")
@@ -99,6 +124,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     text = table(rows)
     (out / "table.md").write_text(text)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
+    plot(rows, out / "comparison.png")
     print(text)
     return rows
 

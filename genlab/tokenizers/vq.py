@@ -118,7 +118,7 @@ class VectorQuantizer(nn.Module):
         float32 scalar.
 
     Example:
-        >>> vq = VectorQuantizer(dim=8, codebook_size=512, kmeans_init=True, dead_code_threshold=1.0)
+        >>> vq = VectorQuantizer(dim=8, codebook_size=64, kmeans_init=True, dead_code_threshold=0.1)
         >>> quantized, indices, loss = vq(torch.randn(2, 64, 8))
         >>> indices.shape, indices.dtype
         (torch.Size([2, 64]), torch.int64)
@@ -246,7 +246,7 @@ class VectorQuantizer(nn.Module):
             if self.rotation_trick and flat.requires_grad:
                 out = rotate_to(flat, q)
             elif flat.requires_grad:
-                out = flat + (q - flat).detach()  # straight-through, the peer's exact op order
+                out = flat + (q - flat).detach()  # straight-through (vector-quantize-pytorch's op order)
             else:
                 out = q.detach()
             out = out.reshape(x.shape).to(z.dtype)

@@ -79,7 +79,8 @@ def run(args) -> list[dict]:
 
             def cell(c: str) -> str:
                 peak = f", peak {mem[c] / 2**20:.0f} MiB" if mem[c] is not None else ""
-                return f"{n / t[c] / 1e6:.2f} M vec/s{peak}"
+                rate = n / t[c]
+                return (f"{rate / 1e6:.2f} M vec/s" if rate >= 1e6 else f"{rate / 1e3:.1f} k vec/s") + peak
 
             rows.append({
                 "case": f"VQ {codebook_size} codes, dim {DIM}, {'rotation trick' if rotation else 'straight-through'}, "

@@ -27,6 +27,7 @@ def test_plans_every_run_and_writes_the_table(tmp_path, monkeypatch):
     table = (tmp_path / "table.md").read_text()
     assert table.count("\n") == 2 + 9 and "| 2^10 | FSQ [8, 5, 5, 5] | 1 | 20.00 | 0.500 | 25.0 % | 3 | 0.100 |" in table
     assert len(json.loads((tmp_path / "results.json").read_text())) == len(rows) == 9
+    assert (tmp_path / "comparison.png").stat().st_size > 0
 
 
 def test_finished_runs_are_reused(tmp_path):

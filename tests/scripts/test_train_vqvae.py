@@ -14,8 +14,9 @@ from safetensors.torch import load_file
 
 from genlab.data import PhotoPatches
 from genlab.tokenizers import ImageTokenizer, TokenizerConfig, VectorQuantizer, build_tokenizer
-from genlab.train import verify_checkpoint
+from genlab.train import parse_config, verify_checkpoint
 from genlab.train.io import load_weights, save_weights
+from scripts.train_vqvae import VQ_DEFAULTS, VQVAETrainConfig
 from tests.scripts.conftest import ROOT, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "512", "--log_every", "1",
@@ -109,16 +110,31 @@ def test_diverging_loss_stops_with_step_and_keeps_the_last_checkpoint(tmp_path, 
     assert verify_checkpoint(tmp_path / "nan" / "checkpoints" / "step_00000001")["step"] == 1
 
 
+def test_bad_config_fails_before_a_run_folder_exists(tmp_path, script):
+    proc = run_script([script("train_vqvae.py"), *TINY, "--max_steps", "1", "--output_dir", str(tmp_path),
+                       "--quantizer_options", "{codebok_size: 64}"], tmp_path, check=False)
+    assert proc.returncode != 0 and "unexpected keyword argument 'codebok_size'" in proc.stderr
+    assert not (tmp_path / "vqvae").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--quantizer_options", "{codebook_size: 0}"], "codebook_size=0 must be an integer >= 1"),
-    (["--quantizer_options", "{codebok_size: 64}"], "unexpected keyword argument 'codebok_size'"),
+    (["--quantizer_options", "{dead_code_threshold: -1}"], "dead_code_threshold=-1 must lie in [0.0, inf)"),
     (["--levels", "[8,5,5]"], "levels=[8, 5, 5] is an FSQ option; quantizer='vq' does not use it"),
+    (["--quantizer_options", "[1024]"], "config key 'quantizer_options' expects a mapping"),
 ])
-def test_bad_configs_fail_clearly(tmp_path, script, argv, message):
-    proc = run_script([script("train_vqvae.py"), *TINY, "--max_steps", "1", "--output_dir", str(tmp_path), *argv],
-                      tmp_path, check=False)
-    assert proc.returncode != 0 and message in proc.stderr
-    assert not (tmp_path / "vqvae").exists()  # rejected before a run folder is made
+def test_bad_configs_fail_clearly(argv, message):
+    with pytest.raises((ValueError, TypeError)) as err:
+        parse_config(VQVAETrainConfig, argv)  # what the script runs first, before any file is written
+    assert message in str(err.value)
+
+
+def test_quantizer_options_override_the_defaults_one_key_at_a_time():
+    cfg = parse_config(VQVAETrainConfig, ["--quantizer_options", "{codebook_size: 4096}"])
+    assert cfg.quantizer_options == {**VQ_DEFAULTS, "codebook_size": 4096}
+    assert parse_config(VQVAETrainConfig, []).quantizer_options == VQ_DEFAULTS
+    # configs/vq/photos.yaml holds the script's defaults, as its header says
+    assert parse_config(VQVAETrainConfig, ["--config", str(ROOT / "configs" / "vq" / "photos.yaml")]) == VQVAETrainConfig()
 
 
 @pytest.mark.slow
