@@ -48,9 +48,10 @@ def _assert_bitwise_equal(a, b):
 
 def test_killed_run_resumes_bitwise_and_writes_everything(tmp_path, script):
     """A run SIGKILLed after its step-3 checkpoint, resumed, equals an uninterrupted run: model
-    (including the EMA codebook and its statistics) and optimizer state, bit for bit."""
+    (including the EMA codebook and its statistics) and optimizer state, bit for bit (in bf16
+    mixed precision, which the quantizer runs in float32)."""
     common = [script("train_vqvae.py"), *TINY, "--max_steps", "6", "--ckpt_every", "3", "--eval_every", "2",
-              "--keep_checkpoints", "5", "--output_dir", str(tmp_path)]
+              "--keep_checkpoints", "5", "--mixed_precision", "bf16", "--output_dir", str(tmp_path)]
     run_script(common + ["--name", "straight"], tmp_path)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
@@ -72,6 +73,7 @@ def test_killed_run_resumes_bitwise_and_writes_everything(tmp_path, script):
     assert {"quantizer.codebook", "quantizer.embed_avg", "quantizer.cluster_size", "quantizer.initted"} <= set(model)
 
     run = tmp_path / "straight"
+    assert "mixed_precision: bf16" in (run / "config.yaml").read_text()
     results = json.loads((run / "results.json").read_text())
     assert {"psnr", "ssim", "usage", "perplexity", "codes_used", "seconds_per_step"} <= set(results)
     assert 0 < results["usage"] <= 1 and results["codebook_size"] == 64

@@ -2,6 +2,8 @@
 (EMA / gradient codebook, k-means init, dead-code reset, projections, cosine codes, rotation trick,
 chunked distances), autocast, and bad input."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -363,3 +365,12 @@ def test_bad_inputs():
         vq.indices_to_codes(torch.tensor([-1]))
     with pytest.raises(TypeError, match="integer tensor"):
         vq.indices_to_codes(torch.tensor([1.0]))
+
+
+def test_readme_snippet_runs():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## VQ-VAE that does not collapse"):]
+    code = section[section.index("```python") + len("```python"):section.index("```\n", section.index("```python") + 9)]
+    scope = {"torch": torch}
+    exec(code, scope)
+    assert scope["quantized"].shape == (32, 64, 8) and scope["indices"].dtype == torch.long and scope["vq"].initted
