@@ -11,6 +11,8 @@ Writes ``runs/<name>/``: config.yaml, metrics.jsonl, TensorBoard logs (tb/), che
 weights/tokenizer.safetensors, samples/reconstructions_*.png (originals on odd rows,
 reconstructions below them) and results.json with the test-set PSNR, SSIM, codebook usage
 and perplexity.
+
+``main`` takes the config class, so ``train_vqvae.py`` runs this same loop with ``quantizer: vq``.
 """
 
 from __future__ import annotations
