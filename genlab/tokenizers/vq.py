@@ -71,12 +71,14 @@ class VectorQuantizer(nn.Module):
     **What learns how.** ``project_in``/``project_out`` and everything upstream get gradients from the
     reconstruction (through the straight-through or rotation estimator) and from the commitment term.
     The codebook either is an ``nn.Parameter`` trained by the codebook term (``"gradient"``) or a
-    buffer updated in training-mode forward passes by App. A.1's EMA (``"ema"``)::
+    buffer updated by App. A.1's EMA in every training-mode forward (``"ema"``; under ``no_grad``,
+    from the batch's encoder outputs, as vector-quantize-pytorch does)::
 
         N_i <- decay N_i + (1 - decay) n_i          m_i <- decay m_i + (1 - decay) sum_{k(x)=i} x
         e_i = m_i / N~_i,    N~_i = (N_i + eps) / (sum_j N_j + K eps) * sum_j N_j   (Laplace smoothing)
 
-    ``N`` (``cluster_size``, vectors per batch) is tracked in both modes and drives dead-code reset:
+    ``N`` (``cluster_size``, vectors per batch of all processes) is tracked in both modes and drives
+    dead-code reset:
     after the update of each training-mode forward, every code with ``N_i < dead_code_threshold`` is
     replaced by a random encoder output of the current batch, and its moving averages restart from it
     (``N_i = reset_size``, ``m_i = e_i * reset_size``), so the stale ``m_i / N_i`` cannot undo the
