@@ -11,6 +11,8 @@ Writes ``runs/<name>/``: config.yaml, metrics.jsonl, TensorBoard logs (tb/), che
 weights/tokenizer.safetensors, samples/reconstructions_*.png (originals on odd rows,
 reconstructions below them) and results.json with the test-set PSNR, SSIM, codebook usage
 and perplexity.
+
+``main`` takes the config class, so ``train_vqvae.py`` runs this same loop with ``quantizer: vq``.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
               f"{acc.unwrap_model(model).codebook_size} codes, {acc.num_processes} process(es) on {acc.device}")
 
     start = run.maybe_resume()
-    t0, metrics = time.time(), {}
+    quantizer = acc.unwrap_model(model).quantizer
+    t0, eval_seconds, metrics = time.time(), 0.0, {}
     for step, micro_batches in run.steps(loader, start):
         for images, _ in micro_batches:
             with acc.accumulate(model):
@@ -110,9 +113,12 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
                 optimizer.zero_grad(set_to_none=True)
         if step % cfg.log_every == 0:
             losses = {k: acc.reduce(v.detach(), "mean") for k, v in out.losses.items()}
-            run.log(step, {"loss": out.loss.detach(), **losses, "lr": scheduler.get_last_lr()[0]})
+            stats = {"dead_codes": quantizer.dead_codes} if hasattr(quantizer, "dead_codes") else {}
+            run.log(step, {"loss": out.loss.detach(), **losses, "lr": scheduler.get_last_lr()[0], **stats})
         if run.should_eval(step):
+            t_eval = time.time()
             metrics = evaluate_and_show(run, model, test_loader, test_images, step)
+            eval_seconds += time.time() - t_eval
             run.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         run.maybe_checkpoint(step)
 
@@ -121,7 +127,8 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
     if run.is_main:
         save_weights(acc.unwrap_model(model), run.path("weights", "tokenizer.safetensors"), WEIGHTS_KIND,
                      tokenizer_config_dict(cfg))
-        results = {**metrics, "steps": cfg.max_steps, "seconds_per_step": (time.time() - t0) / max(cfg.max_steps - start, 1),
+        train_seconds = time.time() - t0 - eval_seconds  # training steps and checkpoints, not evaluation
+        results = {**metrics, "steps": cfg.max_steps, "seconds_per_step": train_seconds / max(cfg.max_steps - start, 1),
                    "processes": acc.num_processes, "codebook_size": acc.unwrap_model(model).codebook_size}
         write_text_atomic(run.path("results.json"), json.dumps(results, indent=1))
         run.print(json.dumps(results))

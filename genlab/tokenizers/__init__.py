@@ -11,8 +11,9 @@ from genlab.tokenizers.autoencoder import (
 )
 from genlab.tokenizers.base import QuantizerOutput
 from genlab.tokenizers.fsq import FSQ
+from genlab.tokenizers.vq import VectorQuantizer
 
 __all__ = [
     "BACKBONES", "FSQ", "ImageTokenizer", "QUANTIZERS", "QuantizerOutput", "TokenizerConfig", "TokenizerOutput",
-    "build_tokenizer", "tokenizer_config_dict",
+    "VectorQuantizer", "build_tokenizer", "tokenizer_config_dict",
 ]

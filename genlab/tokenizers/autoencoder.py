@@ -27,9 +27,11 @@ from torch import Tensor, nn
 from genlab.nn.conv import Downsample, ResnetBlock, Upsample, group_norm
 from genlab.nn.vit import ViTDecoder, ViTEncoder
 from genlab.tokenizers.fsq import FSQ
-from genlab.utils import check_choice
+from genlab.tokenizers.vq import VectorQuantizer
+from genlab.utils import check_choice, check_finite
 
 WEIGHTS_KIND = "ImageTokenizer"
+DEFAULT_LEVELS = [8, 5, 5, 5]
 
 
 @dataclass
@@ -45,8 +47,8 @@ class TokenizerConfig:
     num_res_blocks: int = 1  # ResNet blocks per stage
     downsample: int = 4  # spatial reduction factor, a power of two
     quantizer: str = "fsq"  # fsq | vq
-    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # FSQ levels
-    quantizer_options: dict = field(default_factory=dict)  # extra quantizer arguments (VQ: codebook_size, ...)
+    levels: list[int] = field(default_factory=lambda: list(DEFAULT_LEVELS))  # FSQ levels
+    quantizer_options: dict = field(default_factory=dict)  # extra quantizer arguments (VQ: dim, codebook_size, ...)
     rec_loss: str = "l2"  # l2 | l1
 
     def validate_tokenizer(self) -> None:
@@ -62,6 +64,11 @@ class TokenizerConfig:
             raise ValueError(
                 f"channel_mult={self.channel_mult} needs log2(downsample)+1 = {int(math.log2(f)) + 1} entries for downsample={f}"
             )
+        if self.quantizer != "fsq" and self.levels != DEFAULT_LEVELS:
+            raise ValueError(f"levels={self.levels} is an FSQ option; quantizer={self.quantizer!r} does not use it "
+                             "(set its options in quantizer_options)")
+        with torch.random.fork_rng(devices=[]):  # a trial build checks quantizer_options; the RNG stays untouched
+            build_quantizer(self)
 
     def stage_mults(self) -> list[int]:
         n = int(math.log2(self.downsample)) + 1
@@ -144,12 +151,18 @@ def _vit_backbone(cfg: TokenizerConfig, z_channels: int) -> tuple[nn.Module, nn.
     return enc, dec
 
 
+# Inside the tokenizer the images are checked instead of the latents: a non-finite latent is a
+# diverged model, which the non-finite loss reports with its step (train.check_finite_loss).
 def _fsq(cfg: TokenizerConfig) -> nn.Module:
-    return FSQ(cfg.levels, channel_first=True, **cfg.quantizer_options)
+    return FSQ(cfg.levels, channel_first=True, **{"check_finite": False, **cfg.quantizer_options})
+
+
+def _vq(cfg: TokenizerConfig) -> nn.Module:
+    return VectorQuantizer(channel_first=True, **{"check_finite": False, **cfg.quantizer_options})
 
 
 # name -> builder; other quantizers and backbones register here.
-QUANTIZERS: dict[str, Callable[[TokenizerConfig], nn.Module]] = {"fsq": _fsq}
+QUANTIZERS: dict[str, Callable[[TokenizerConfig], nn.Module]] = {"fsq": _fsq, "vq": _vq}
 BACKBONES: dict[str, Callable[[TokenizerConfig, int], tuple[nn.Module, nn.Module]]] = {"conv": _conv_backbone,
                                                                                       "vit": _vit_backbone}
 
@@ -186,6 +199,7 @@ class ImageTokenizer(nn.Module):
             f = self.config.downsample
             if images.shape[-1] % f or images.shape[-2] % f:
                 raise ValueError(f"image height and width must be divisible by downsample={f}; got {tuple(images.shape[-2:])}")
+        check_finite("images", images)
 
     def forward(self, images: Tensor) -> TokenizerOutput:
         self._check_images(images)
@@ -225,17 +239,23 @@ class ImageTokenizer(nn.Module):
         return model.to(map_location).eval()
 
 
+def build_quantizer(cfg: TokenizerConfig) -> nn.Module:
+    """The quantizer named by ``cfg.quantizer``, built with ``cfg.quantizer_options``."""
+    check_choice("quantizer", cfg.quantizer, list(QUANTIZERS))
+    try:
+        return QUANTIZERS[cfg.quantizer](cfg)
+    except TypeError as e:
+        raise ValueError(f"quantizer_options={cfg.quantizer_options!r} do not fit quantizer={cfg.quantizer!r}: {e}") from None
+
+
 def build_tokenizer(cfg) -> ImageTokenizer:
     """An :class:`ImageTokenizer` from a :class:`TokenizerConfig` (or a config inheriting its fields)."""
     tcfg = TokenizerConfig(**tokenizer_config_dict(cfg))
     tcfg.validate_tokenizer()
-    try:
-        quantizer = QUANTIZERS[tcfg.quantizer](tcfg)
-    except TypeError as e:
-        raise ValueError(f"quantizer_options={tcfg.quantizer_options!r} do not fit quantizer={tcfg.quantizer!r}: {e}") from None
+    quantizer = build_quantizer(tcfg)
     encoder, decoder = BACKBONES[tcfg.backbone](tcfg, quantizer.dim)
     return ImageTokenizer(encoder, quantizer, decoder, tcfg.rec_loss, config=tcfg)
 
 
-__all__ = ["ConvDecoder", "ConvEncoder", "ImageTokenizer", "TokenizerConfig", "TokenizerOutput", "build_tokenizer",
-           "tokenizer_config_dict"]
+__all__ = ["ConvDecoder", "ConvEncoder", "ImageTokenizer", "TokenizerConfig", "TokenizerOutput", "build_quantizer",
+           "build_tokenizer", "tokenizer_config_dict"]

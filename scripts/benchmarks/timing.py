@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import re
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -59,3 +62,29 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
     fn()
     sync(device)
     return torch.cuda.max_memory_allocated(device) - base
+
+
+def rss_peak(fn: Callable[[], object]) -> int | None:
+    """Peak resident memory (bytes) that ``fn()`` adds to the process on Linux; ``None`` elsewhere.
+
+    Resets the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``), runs ``fn`` and
+    returns ``VmHWM`` minus the ``VmRSS`` before it. Start the process with
+    ``MALLOC_MMAP_THRESHOLD_=65536`` so glibc maps every large tensor separately and returns it to
+    the system when freed: then resident memory follows the live tensors, and memory freed before
+    ``fn`` cannot be reused silently inside it.
+    """
+    status, clear = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+    if not status.exists() or not clear.exists():
+        return None
+    gc.collect()
+    try:
+        clear.write_text("5")
+    except OSError:
+        return None
+    base = _status_kib(status, "VmRSS")
+    fn()
+    return (_status_kib(status, "VmHWM") - base) * 1024
+
+
+def _status_kib(status: Path, key: str) -> int:
+    return int(re.search(rf"{key}:\s+(\d+) kB", status.read_text()).group(1))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genlab.metrics import CodebookUsage
-from genlab.tokenizers import QUANTIZERS, FSQ, TokenizerConfig, build_tokenizer
+from genlab.tokenizers import QUANTIZERS, FSQ, TokenizerConfig, VectorQuantizer, build_tokenizer
 
 
 @pytest.mark.parametrize("downsample", [4, 8])
@@ -89,3 +89,41 @@ def test_bad_images():
         tok(torch.zeros(3, 16, 16))
     with pytest.raises(ValueError, match="divisible by downsample=4"):
         tok.encode(torch.zeros(1, 3, 18, 18))
+
+
+def test_vq_tokenizer_by_config():
+    torch.manual_seed(0)
+    cfg = TokenizerConfig(image_size=16, channels=8, quantizer="vq",
+                          quantizer_options={"dim": 4, "codebook_size": 16, "kmeans_init": True})
+    tok = build_tokenizer(cfg)
+    assert isinstance(tok.quantizer, VectorQuantizer) and tok.codebook_size == 16
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    out = tok(images)  # training mode: k-means init on this batch (32 latents for 16 codes)
+    assert tok.quantizer.initted and out.losses["quantizer"] > 0
+    torch.testing.assert_close(out.loss, out.losses["rec"] + out.losses["quantizer"])
+    out.loss.backward()
+    assert tok.encoder.layers[0].weight.grad.abs().sum() > 0
+    tok.eval()
+    out = tok(images)
+    assert out.indices.shape == (2, 4, 4) and out.indices.dtype == torch.long
+    assert torch.equal(tok.encode(images), out.indices)
+    torch.testing.assert_close(tok.decode(out.indices), out.reconstruction)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tok(images)
+    assert out.indices.dtype == torch.long and out.reconstruction.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"quantizer": "vq", "quantizer_options": {"codebook_size": 64}}, "missing 1 required positional argument: 'dim'"),
+    ({"quantizer": "vq", "quantizer_options": {"dim": 4, "codebook_size": 0}}, "codebook_size=0"),
+    ({"quantizer": "vq", "levels": [8, 5, 5], "quantizer_options": {"dim": 4, "codebook_size": 8}}, "is an FSQ option"),
+])
+def test_bad_vq_configs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TokenizerConfig(**kwargs).validate_tokenizer()
+
+
+def test_non_finite_images_are_rejected():
+    tok = build_tokenizer(TokenizerConfig(image_size=16, channels=8))
+    with pytest.raises(ValueError, match="images contains NaN or Inf"):
+        tok(torch.full((1, 3, 16, 16), float("nan")))
