@@ -28,9 +28,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from genlab.data import build_image_dataset  # noqa: E402
-from genlab.metrics import Score, digits_features, frechet_distance_features, inception_scores, noise_floor, precision_recall  # noqa: E402
-from genlab.metrics.features import NETWORK_NAME  # noqa: E402
-from genlab.metrics.protocol import library_versions  # noqa: E402
+from genlab.metrics import Score, digits_scores, inception_scores  # noqa: E402
 from genlab.train.config import load_yaml  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -84,25 +82,6 @@ def run_dataset(spec: str) -> str:
     return f"{cfg.get('dataset', 'digits')}:train"
 
 
-def digits_distance(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor | None, desc_a: str, desc_b: str, seed: int) -> Score:
-    """FD-digits-cnn of ``a`` against ``b`` with equal sample counts, and the noise floor within ``b``."""
-    fa, pa = digits_features(a)
-    fb, _ = digits_features(b)
-    n = min(len(fa), len(fb) // 2)
-    if n < 10:
-        raise ValueError(f"need at least 10 images in --a and 20 in --b; got {len(fa)} and {len(fb)}")
-    g = torch.Generator().manual_seed(seed)
-    fa, pa = fa[:n], pa[:n]
-    ref = fb[torch.randperm(len(fb), generator=g)[:n]]
-    extra = {"noise_floor": noise_floor(fb, n, seed=seed), **precision_recall(ref, fa)}
-    if labels is not None:
-        extra["accuracy"] = (pa == labels[:n]).float().mean().item()
-    protocol = {"network": NETWORK_NAME, "samples": n, "set_a": desc_a, "reference": f"{n} random images of {desc_b}, seed {seed}",
-                "noise_floor": f"disjoint random subsets of {n} from the reference set", "resize": "bilinear (antialiased) to 16x16",
-                "versions": library_versions()}
-    return Score(f"FD-{NETWORK_NAME}", frechet_distance_features(ref, fa), protocol, extra)
-
-
 def main(argv: list[str] | None = None) -> Score:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--a", required=True, help="generated (or first) image set")
@@ -121,7 +100,8 @@ def main(argv: list[str] | None = None) -> Score:
     if metric == "digits":
         if a.shape[1] != 1 or b.shape[1] != 1:
             parser.error("--metric digits needs 1-channel digit images in both sets; use --metric fid for color images")
-        score = digits_distance(a, b, labels, desc_a, desc_b, args.seed)
+        score = digits_scores(a, labels, seed=args.seed, reference=b, reference_name=desc_b)
+        score.protocol["set_a"] = desc_a
         print(score)
     else:
         scores = inception_scores(b, a, args.inception_weights, reference=desc_b)

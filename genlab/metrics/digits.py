@@ -15,17 +15,19 @@ from genlab.metrics.features import DEFAULT_WEIGHTS, NETWORK_NAME, digits_featur
 from genlab.metrics.frechet import frechet_distance_features, noise_floor, precision_recall
 from genlab.metrics.protocol import Score, library_versions
 
-MAX_SAMPLES = 1438 // 2  # two disjoint real subsets must fit in the 1438 train digits
-
-
-def digits_scores(samples: Tensor, labels: Tensor | None = None, seed: int = 0, k: int = 3) -> Score:
+def digits_scores(samples: Tensor, labels: Tensor | None = None, seed: int = 0, k: int = 3,
+                  reference: Tensor | None = None, reference_name: str = "") -> Score:
     """FD-digits-cnn of ``samples (N, 1, H, W)`` in ``[-1, 1]`` against real digits.
 
     Args:
-        samples: generated digits; ``N`` between 10 and 719 (larger sets are subsampled to 719).
+        samples: generated digits; ``N >= 10``, subsampled to half the reference set when larger
+            (two disjoint reference subsets of ``N`` must fit for the noise floor).
         labels: intended classes ``(N,)`` of class-conditional samples: adds the classifier's
             accuracy on them.
         seed: seed of the real subsets.
+        k: neighbourhood size of precision/recall.
+        reference: reference images ``(M, 1, H', W')``; default the 1438 train digits at 16x16.
+        reference_name: how the protocol names ``reference``.
 
     Returns:
         a :class:`Score` whose ``extra`` holds ``noise_floor``, ``precision``, ``recall``,
@@ -40,15 +42,20 @@ def digits_scores(samples: Tensor, labels: Tensor | None = None, seed: int = 0, 
         raise ValueError("samples contain NaN or Inf")
     if labels is not None and labels.shape != (len(samples),):
         raise ValueError(f"labels must be ({len(samples)},); got shape {tuple(labels.shape)}")
+    if reference is None:
+        reference, _ = load_digits_tensors("train", 16)
+        reference_name = reference_name or "the train split (1438, 16x16)"
+    elif reference.ndim != 4 or reference.shape[1] != 1 or len(reference) < 20:
+        raise ValueError(f"reference must be (M >= 20, 1, H, W) digit images; got shape {tuple(reference.shape)}")
     g = torch.Generator().manual_seed(seed)
-    if len(samples) > MAX_SAMPLES:
-        keep = torch.randperm(len(samples), generator=g)[:MAX_SAMPLES]
+    limit = len(reference) // 2
+    if len(samples) > limit:
+        keep = torch.randperm(len(samples), generator=g)[:limit]
         samples, labels = samples[keep], (labels[keep] if labels is not None else None)
     n = len(samples)
-    real, _ = load_digits_tensors("train", 16)
-    real_feats, _ = digits_features(real)
+    real_feats, _ = digits_features(reference)
     fake_feats, preds = digits_features(samples)
-    perm = torch.randperm(len(real), generator=g)
+    perm = torch.randperm(len(reference), generator=g)
     ref, other = real_feats[perm[:n]], real_feats[perm[n:2 * n]]
     extra = {"noise_floor": noise_floor(real_feats, n, seed=seed)}
     extra.update(precision_recall(ref, fake_feats, k))
@@ -60,8 +67,8 @@ def digits_scores(samples: Tensor, labels: Tensor | None = None, seed: int = 0, 
         extra["per_class_accuracy"] = [round(correct[labels.cpu() == c].mean().item(), 4) if (labels == c).any() else None
                                        for c in range(10)]
     protocol = {"network": NETWORK_NAME, "weights": DEFAULT_WEIGHTS.name, "samples": n,
-                "reference": f"{n} random real digits of the train split (1438, 16x16), seed {seed}",
+                "reference": f"{n} random images of {reference_name or 'the given reference'}, seed {seed}",
                 "noise_floor": f"mean over 5 pairs of disjoint random real subsets of {n}",
-                "precision_recall_k": k, "versions": library_versions()}
+                "precision_recall_k": k, "resize": "bilinear (antialiased) to 16x16", "versions": library_versions()}
     value = frechet_distance_features(ref, fake_feats)
     return Score(f"FD-{NETWORK_NAME}", value, protocol, extra)

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from genlab.tokenizers.base import QuantizerOutput
-from genlab.utils import check_finite
+from genlab.utils import check_choice, check_finite
 
 EPS = 1e-3
+BOUNDS = ["default", "google", "sigmoid", "symmetric"]
 
 
 class _BoundRound(torch.autograd.Function):
@@ -46,6 +47,12 @@ class _BoundRound(torch.autograd.Function):
         return grad_codes * derivative, None, None, None, None
 
 
+def _straight_through(u: Tensor, rounded: Tensor) -> Tensor:
+    """``rounded`` in the forward pass, identity gradient to ``u``; exactly ``rounded`` in value
+    because ``rounded - u`` is exact (Sterbenz) for every mode's ``u >= 0.5`` or ``rounded = 0``."""
+    return u + (rounded - u).detach()
+
+
 class FSQ(nn.Module):
     """Finite scalar quantizer with an implicit codebook of ``prod(levels)`` codes.
 
@@ -54,6 +61,17 @@ class FSQ(nn.Module):
     ``shift = atanh(offset / half_l)``, then rounded (straight-through) and divided by
     ``L // 2``. Odd ``L`` gives the symmetric grid ``{-1, ..., 1}``; even ``L`` is deliberately
     asymmetric (``L = 8``: ``{-1, -0.75, ..., 0.75}``), as in the paper.
+
+    Other bounds (``bound=``; each is its own codebook over the same index space, never mix
+    checkpoints):
+
+    * ``"google"``: the official notebook's ``half_l = (L - 1)(1 - eps) / 2``,
+      ``shift = tan(offset / half_l)`` (about 1% of codes differ from the default).
+    * ``"sigmoid"``: Su's form (spaces.ac.cn 9826), level ``round((L - 1) sigmoid(z))``, codes
+      ``level / (L - 1)`` in ``[0, 1]``.
+    * ``"symmetric"``: ``2 / (L - 1) * floor((L - 1)(tanh(z) + 1) / 2 + 0.5) - 1``, ``L`` evenly
+      spaced codes from -1 to 1 (arXiv 2411.19842 Sec. 3.2; vector-quantize-pytorch's
+      ``preserve_symmetry``, bit-identical to it); the only mode that accepts ``L = 2``.
 
     The index of a code is mixed-radix with the **first channel least significant**:
     ``index = sum_i level_i * prod(levels[:i])``, with ``level_i in {0, ..., L_i - 1}``.
@@ -70,6 +88,7 @@ class FSQ(nn.Module):
             projections map ``dim`` to the code channels and back.
         num_codebooks: split the projected channels into this many independent codes.
         channel_first: input is ``(B, C, *spatial)`` instead of ``(..., C)``.
+        bound: ``"default"``, ``"google"``, ``"sigmoid"`` or ``"symmetric"`` (see above).
         check_finite: raise on NaN or Inf input (one reduction; turn off under ``torch.compile``).
 
     Shapes:
@@ -90,10 +109,13 @@ class FSQ(nn.Module):
         dim: int | None = None,
         num_codebooks: int = 1,
         channel_first: bool = False,
+        bound: str = "default",
         check_finite: bool = True,
     ):
         super().__init__()
-        levels = _check_levels(levels)
+        check_choice("bound", bound, BOUNDS)
+        levels = _check_levels(levels, minimum=2 if bound == "symmetric" else 3)
+        self.bound = bound
         if isinstance(num_codebooks, bool) or not isinstance(num_codebooks, int) or num_codebooks < 1:
             raise ValueError(f"num_codebooks={num_codebooks!r} must be an integer >= 1")
         self.levels = levels
@@ -114,32 +136,36 @@ class FSQ(nn.Module):
         # float32 constants (kept float32 by `_apply` when the module is cast), computed in the
         # port's op order so the bound is bit-identical.
         lv32 = torch.tensor(levels, dtype=torch.int32)
-        half_l32 = (lv32 - 1) * (1 + EPS) / 2
+        sign = -1 if bound == "google" else 1
+        half_l32 = (lv32 - 1) * (1 + sign * EPS) / 2
         offset32 = torch.where(lv32 % 2 == 0, 0.5, 0.0)
+        shift32 = (offset32 / half_l32).tan() if bound == "google" else (offset32 / half_l32).atanh()
         self.register_buffer("_half_l", half_l32, persistent=False)
         self.register_buffer("_offset", offset32, persistent=False)
-        self.register_buffer("_shift", (offset32 / half_l32).atanh(), persistent=False)
+        self.register_buffer("_shift", shift32, persistent=False)
         self.register_buffer("_half_width", (lv32 // 2).float(), persistent=False)
+        self.register_buffer("_levels_minus_1", (lv32 - 1).float(), persistent=False)
+        self.register_buffer("_symmetric_step", 2.0 / (lv32 - 1), persistent=False)
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.long), persistent=False)
         basis = torch.cumprod(torch.tensor([1] + list(levels[:-1]), dtype=torch.long), dim=0)
         self.register_buffer("_basis", basis, persistent=False)
         self._index_in_float = self.codebook_size <= 2**24
         self.register_buffer("_basis_f", basis.float(), persistent=False)
-        self.register_buffer("_index_offset", ((lv32 // 2).float() * basis.float()).sum(), persistent=False)
         if num_codebooks > 1:  # constants tiled over the codebooks: no reshape in the hot path
-            for name in ("_half_l", "_offset", "_shift", "_half_width"):
+            for name in _TILED:
                 setattr(self, name, getattr(self, name).repeat(num_codebooks))
 
     def _apply(self, fn, recurse=True):
         # Keep the quantization constants in float32 / int64 when the module is cast to bf16.
-        consts = {k: getattr(self, k) for k in ("_half_l", "_offset", "_shift", "_half_width", "_basis_f", "_index_offset")}
+        consts = {k: getattr(self, k) for k in (*_TILED, "_basis_f")}
         super()._apply(fn, recurse)
         for k, v in consts.items():
             setattr(self, k, v.to(device=getattr(self, k).device))
         return self
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, dim={self.dim}, num_codebooks={self.num_codebooks}, codebook_size={self.codebook_size}"
+        return (f"levels={self.levels}, dim={self.dim}, num_codebooks={self.num_codebooks}, "
+                f"codebook_size={self.codebook_size}, bound={self.bound!r}")
 
     # ----------------------------------------------------------------------------- layout
 
@@ -169,14 +195,14 @@ class FSQ(nn.Module):
         z = self.project_in(z)
         orig_dtype = z.dtype
         with torch.autocast(device_type=z.device.type, enabled=False):
-            codes, rounded = _BoundRound.apply(z.float(), self._shift, self._half_l, self._offset, self._half_width)
+            codes, digits = self._quantize(z.float())
             # (..., c*d) -> (..., c): mixed-radix index of the integer levels, exact in float32 up
             # to 2**24 codes (checked at construction), else in int64.
-            rounded = rounded.unflatten(-1, (self.num_codebooks, self.codebook_dim))
+            digits = digits.unflatten(-1, (self.num_codebooks, self.codebook_dim))
             if self._index_in_float:
-                indices = (rounded @ self._basis_f + self._index_offset).long()
+                indices = (digits @ self._basis_f).long()
             else:
-                indices = ((rounded.long() + self._levels // 2) * self._basis).sum(-1)
+                indices = (digits.long() * self._basis).sum(-1)
             codes = codes.to(orig_dtype)
 
         quantized = self._from_channel_last(self.project_out(codes))
@@ -184,6 +210,19 @@ class FSQ(nn.Module):
             indices = indices.squeeze(-1)
         loss = torch.zeros((), device=z.device, dtype=torch.float32)
         return QuantizerOutput(quantized, indices, loss)
+
+    def _quantize(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """float32 ``z (..., c*d)`` -> codes (straight-through) and integer levels in ``[0, L)``."""
+        if self.bound in ("default", "google"):
+            codes, rounded = _BoundRound.apply(z, self._shift, self._half_l, self._offset, self._half_width)
+            return codes, rounded + self._half_width
+        if self.bound == "sigmoid":
+            u = torch.sigmoid(z) * self._levels_minus_1
+            digits = u.round()
+            return _straight_through(u, digits) / self._levels_minus_1, digits
+        u = self._levels_minus_1 * (torch.tanh(z) + 1) / 2.0 + 0.5  # the port's op order
+        digits = u.floor()
+        return self._symmetric_step * _straight_through(u, digits) - 1.0, digits
 
     # ----------------------------------------------------------------------------- codes <-> indices
 
@@ -194,10 +233,18 @@ class FSQ(nn.Module):
         """
         if codes.shape[-1] != self.codebook_dim:
             raise ValueError(f"codes must have last dimension len(levels)={self.codebook_dim}; got shape {tuple(codes.shape)}")
+        d = self.codebook_dim
         with torch.autocast(device_type=codes.device.type, enabled=False):
-            levels = torch.round(codes.float() * self._half_width[: self.codebook_dim]).long() + self._levels // 2
+            c = codes.float()
+            if self.bound in ("default", "google"):
+                levels = torch.round(c * self._half_width[:d]) + self._half_width[:d]
+            elif self.bound == "sigmoid":
+                levels = torch.round(c * self._levels_minus_1[:d])
+            else:
+                levels = torch.round((c + 1) / self._symmetric_step[:d])
+            levels = levels.long()
             if ((levels < 0) | (levels >= self._levels)).any():
-                raise ValueError(f"codes lie outside the FSQ grid for levels={self.levels}")
+                raise ValueError(f"codes lie outside the FSQ grid for levels={self.levels}, bound={self.bound!r}")
             return (levels * self._basis).sum(-1)
 
     def indices_to_level_indices(self, indices: Tensor) -> Tensor:
@@ -206,8 +253,12 @@ class FSQ(nn.Module):
         return (indices.long().unsqueeze(-1) // self._basis) % self._levels
 
     def _indices_to_codes(self, indices: Tensor) -> Tensor:
-        levels = self.indices_to_level_indices(indices)
-        return (levels - self._levels // 2).float() / self._half_width[: self.codebook_dim]
+        levels, d = self.indices_to_level_indices(indices), self.codebook_dim
+        if self.bound in ("default", "google"):
+            return (levels - self._levels // 2).float() / self._half_width[:d]
+        if self.bound == "sigmoid":
+            return levels.float() / self._levels_minus_1[:d]
+        return levels.float() * self._symmetric_step[:d] - 1.0
 
     def indices_to_codes(self, indices: Tensor, project: bool = True) -> Tensor:
         """Inverse of the forward's indices: the quantized output for ``indices``.
@@ -252,9 +303,12 @@ class FSQ(nn.Module):
         return self._indices_to_codes(torch.arange(self.codebook_size, device=self._basis.device))
 
 
-def _check_levels(levels: Sequence[int]) -> list[int]:
+_TILED = ("_half_l", "_offset", "_shift", "_half_width", "_levels_minus_1", "_symmetric_step")
+
+
+def _check_levels(levels: Sequence[int], minimum: int) -> list[int]:
     if isinstance(levels, (str, bytes)) or not hasattr(levels, "__len__") or len(levels) == 0:
-        raise ValueError(f"levels={levels!r} must be a non-empty list of integers >= 3")
+        raise ValueError(f"levels={levels!r} must be a non-empty list of integers >= {minimum}")
     out = []
     for level in levels:
         if isinstance(level, bool) or not isinstance(level, int):
@@ -263,11 +317,10 @@ def _check_levels(levels: Sequence[int]) -> list[int]:
             if hasattr(level, "item") and not getattr(level, "is_floating_point", lambda: True)():
                 level = int(level.item())
             else:
-                raise ValueError(f"levels={list(levels)!r} must hold integers >= 3; got {level!r}")
-        if level < 3:
-            raise ValueError(
-                f"levels={list(levels)!r}: every level must be an integer >= 3 "
-                f"(got {level}; L = 2 makes the even-level shift atanh(0.999) and codes {{-1, 0}})"
-            )
+                raise ValueError(f"levels={list(levels)!r} must hold integers >= {minimum}; got {level!r}")
+        if level < minimum:
+            hint = ("; L = 2 makes the even-level shift atanh(0.999) and codes {-1, 0}: use bound='symmetric'"
+                    if level == 2 else "")
+            raise ValueError(f"levels={list(levels)!r}: every level must be an integer >= {minimum} (got {level}{hint})")
         out.append(int(level))
     return out

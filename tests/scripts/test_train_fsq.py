@@ -2,7 +2,6 @@
 and bad configs fail with a clear message."""
 
 import json
-import sys
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from safetensors.torch import load_file
 
 from genlab.data import PhotoPatches
 from genlab.tokenizers import ImageTokenizer
-from tests.scripts.conftest import run_script
+from tests.scripts.conftest import TWO_PROCESSES, kill_after_checkpoint, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "256", "--log_every", "1",
         "--eval_every", "0", "--grid_images", "8", "--warmup_steps", "0"]
@@ -40,13 +39,23 @@ def test_run_writes_everything_a_user_expects(tmp_path, script):
     assert tok.decode(ids).shape == (2, 3, 16, 16)
 
 
-def test_resume_reaches_the_same_weights_bitwise(tmp_path, script):
-    common = [script("train_fsq.py"), *TINY, "--ckpt_every", "3", "--output_dir", str(tmp_path)]
-    run_script(common + ["--max_steps", "6", "--name", "straight"], tmp_path)
-    run_script(common + ["--max_steps", "3", "--name", "split"], tmp_path)
-    run_script(common + ["--max_steps", "6", "--name", "split", "--resume"], tmp_path)
-    a, b = _weights(tmp_path / "straight", 6), _weights(tmp_path / "split", 6)
+def _optimizer_state(run_dir, step):
+    return torch.load(run_dir / "checkpoints" / f"step_{step:08d}" / "optimizer.bin", weights_only=True)["state"]
+
+
+def test_killed_run_resumes_to_the_same_state_bitwise(tmp_path, script):
+    common = [script("train_fsq.py"), *TINY, "--max_steps", "8", "--ckpt_every", "2", "--output_dir", str(tmp_path)]
+    run_script(common + ["--name", "straight"], tmp_path)
+    kill_after_checkpoint(common + ["--name", "split"], tmp_path, tmp_path / "split" / "checkpoints" / "step_00000002")
+    proc = run_script(common + ["--name", "split", "--resume"], tmp_path)
+    assert "resumed from" in proc.stdout
+    a, b = _weights(tmp_path / "straight", 8), _weights(tmp_path / "split", 8)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = _optimizer_state(tmp_path / "straight", 8), _optimizer_state(tmp_path / "split", 8)
+    assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+             if '"train"' in line]
+    assert steps == list(range(1, 9))  # records of the killed run after its checkpoint were dropped
 
 
 def test_existing_run_is_never_overwritten_silently(tmp_path, script):
@@ -70,10 +79,8 @@ def test_bad_configs_fail_clearly(tmp_path, script, argv, message):
 
 @pytest.mark.slow
 def test_two_processes_write_once_and_gather_metrics(tmp_path, script):
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no"]
     run_script([script("train_fsq.py"), *TINY, "--max_steps", "2", "--ckpt_every", "2", "--name", "ddp",
-                "--output_dir", str(tmp_path)], tmp_path, launcher=launcher)
+                "--output_dir", str(tmp_path)], tmp_path, launcher=TWO_PROCESSES)
     run = tmp_path / "ddp"
     results = json.loads((run / "results.json").read_text())
     assert results["processes"] == 2

@@ -171,3 +171,49 @@ def test_bad_inputs():
         fsq.codes_to_indices(torch.tensor([[2.0, 0.0, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="num_codebooks"):
         FSQ([8, 5, 5, 5], num_codebooks=0)
+
+
+# ----------------------------------------------------------------------------- other bounds (spec §1.2)
+
+@pytest.mark.parametrize("levels", [[8, 5, 5, 5], [2, 3, 4, 5], [7, 5, 5, 5, 5]])
+def test_symmetric_bound_equals_peer_preserve_symmetry(levels):
+    z = torch.randn(4, 129, len(levels), generator=torch.Generator().manual_seed(1)) * 2
+    q, idx, _ = FSQ(levels, bound="symmetric")(z)
+    q_peer, idx_peer = PeerFSQ(levels, preserve_symmetry=True)(z)
+    assert torch.equal(q, q_peer) and torch.equal(idx, idx_peer.long())
+
+
+def test_google_bound_is_the_notebook_formula_and_agrees_with_the_default_on_most_codes():
+    levels, eps = torch.tensor([8.0, 5, 5, 5]), 1e-3
+    z = torch.randn(20000, 4, generator=torch.Generator().manual_seed(2))
+    half_l = (levels - 1) * (1 - eps) / 2
+    offset = torch.where(levels % 2 == 0, 0.5, 0.0)
+    notebook = torch.round(torch.tanh(z + torch.tan(offset / half_l)) * half_l - offset) / (levels // 2)
+    q, idx, _ = FSQ([8, 5, 5, 5], bound="google")(z)
+    torch.testing.assert_close(q, notebook, rtol=0, atol=1e-6)
+    agree = (idx == FSQ([8, 5, 5, 5])(z).indices).float().mean()
+    assert 0.98 <= agree < 1  # spec: about 1% of 4-d vectors get another code
+
+
+def test_sigmoid_bound_spec_vector():
+    q, idx, _ = FSQ([8, 5, 5, 5], bound="sigmoid")(torch.tensor([[0.25, 0.6, -7.0, 1.2]]))
+    torch.testing.assert_close(q, torch.tensor([[4 / 7, 3 / 4, 0.0, 3 / 4]]))
+    assert idx.tolist() == [628]
+
+
+@pytest.mark.parametrize("bound", ["google", "sigmoid", "symmetric"])
+def test_other_bounds_round_trip_and_reach_every_code(bound):
+    fsq = FSQ([8, 6, 5], bound=bound)
+    ids = torch.arange(fsq.codebook_size)
+    codes = fsq.implicit_codebook
+    assert torch.equal(fsq.codes_to_indices(codes), ids) and torch.equal(fsq.indices_to_codes(ids), codes)
+    q, idx, _ = fsq(torch.linspace(-6, 6, 4001)[:, None].expand(-1, 3).contiguous() + torch.tensor([0.0, 1.3, -2.1]))
+    assert torch.equal(fsq.indices_to_codes(idx), q)  # forward codes equal decoded indices bit for bit
+
+
+def test_level_two_needs_the_symmetric_bound():
+    with pytest.raises(ValueError, match="use bound='symmetric'"):
+        FSQ([2, 5])
+    assert FSQ([2, 5], bound="symmetric").codebook_size == 10
+    with pytest.raises(ValueError, match="bound='tanh' is not supported"):
+        FSQ([8, 5], bound="tanh")
