@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.nn.rope import RotaryEmbedding, log_n_scale
-from genlab.utils import check_choice
+from genlab.utils import check_choice, check_positive_int
 
 
 class KVCache:
@@ -48,20 +48,23 @@ def attention_mask(batch: int, q_len: int, k_len: int, offset: int, causal: bool
 
 
 def masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, log_n_train_len: int | None = None,
-                     causal_fast_path: bool = False) -> Tensor:
+                     causal_fast_path: bool = False, dropout: float = 0.0, log_n_floor: int = 16) -> Tensor:
     """Softmax attention ``(B, H, T, d_v)``; rows with no valid key give zeros (never NaN).
 
-    With ``log_n_train_len``, each query's logits are scaled by ``log(max(n, 16)) / log(train_len)``
+    With ``log_n_train_len``, each query's logits are scaled by ``log(max(n, floor)) / log(train_len)``
     where ``n`` is the number of keys it may attend to (the entropy-invariant scale, Su 8823).
+    ``floor = 16`` is bert4keras' choice for models trained with it; ``floor = train_len`` gives the
+    post-hoc extrapolation factor ``max(1, log n / log train_len)`` for models trained without it.
+    ``dropout`` drops attention probabilities (pass 0 outside training).
     """
     if log_n_train_len is not None:
         n = mask.sum(-1, keepdim=True) if mask is not None else torch.full(q.shape[:-1] + (1,), k.shape[-2], device=q.device)
-        q = q * log_n_scale(n, log_n_train_len).to(q.dtype)
+        q = q * log_n_scale(n, log_n_train_len, log_n_floor).to(q.dtype)
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal_fast_path, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal_fast_path, scale=scale, dropout_p=dropout)
     empty = ~mask.any(-1, keepdim=True)  # (B, 1, T, 1)
     safe = mask | empty  # a fully masked row attends everywhere, then is zeroed
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, scale=scale, dropout_p=dropout)
     return out.masked_fill(empty, 0.0)
 
 
@@ -74,13 +77,21 @@ class Attention(nn.Module):
         rope: a :class:`RotaryEmbedding` applied to queries and keys (None: no positions).
         scale: ``"default"`` (``1/sqrt(d)``) or ``"log_n"`` (entropy-invariant, Su 8823).
         train_len: the length at which ``log_n`` equals the default scale.
+        log_n_floor: ``n`` is floored here (16; ``train_len`` for post-hoc length extrapolation).
         bias: biases on the projections.
+        dropout: attention-probability dropout while training.
+
+    ``forward(x (B, T, D), positions, key_padding_mask (B, S), causal, cache) -> (B, T, D)``: with a
+    :class:`KVCache`, ``x`` holds the new tokens only and ``key_padding_mask`` covers all ``S``
+    keys (cached and new); positions default to ``cache.length + 0 .. T-1``.
     """
 
     def __init__(self, dim: int, heads: int = 8, head_dim: int | None = None, rope: RotaryEmbedding | None = None,
-                 scale: str = "default", train_len: int = 512, bias: bool = False, dropout: float = 0.0):
+                 scale: str = "default", train_len: int = 512, bias: bool = False, dropout: float = 0.0,
+                 log_n_floor: int = 16):
         super().__init__()
         check_choice("scale", scale, ["default", "log_n"])
+        check_positive_int("heads", heads)
         self.heads = heads
         self.head_dim = head_dim or dim // heads
         if self.head_dim * heads != dim and head_dim is None:
@@ -89,6 +100,7 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * inner, bias=bias)
         self.out = nn.Linear(inner, dim, bias=bias)
         self.rope, self.scale_mode, self.train_len, self.dropout = rope, scale, train_len, dropout
+        self.log_n_floor = log_n_floor
 
     def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
                 causal: bool = False, cache: KVCache | None = None) -> Tensor:
@@ -104,7 +116,6 @@ class Attention(nn.Module):
         # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
         fast_causal = causal and key_padding_mask is None and offset == 0 and t == s and log_n is None
         mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
-        out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal)
-        if self.training and self.dropout > 0:
-            out = F.dropout(out, self.dropout)
+        out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal,
+                               dropout=self.dropout if self.training else 0.0, log_n_floor=self.log_n_floor)
         return self.out(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)

@@ -27,6 +27,8 @@ from genlab.utils import check_choice
 class ScaleOffset(nn.Module):
     """Per-dimension ``z * gamma + beta`` (gamma = 1, beta = 0 at init, as bert4keras)."""
 
+    param_kinds = {"gamma": "gain", "beta": "bias"}  # Tiger trains them as norm gains and offsets
+
     def __init__(self, dim: int, offset: bool = True):
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(dim))
@@ -47,17 +49,20 @@ class GAU(nn.Module):
         rope: rotary embedding for Q and K (``RotaryEmbedding(qk_dim)`` or a multi-axis one).
         train_len: the length at which ``softmax_plus`` equals ``softmax``.
         bias: biases on the projections (GAU-alpha: none).
+        dropout: attention-probability dropout while training (GAU-alpha: 0.1).
+
+    Call interface and KV cache as :class:`~genlab.nn.attention.Attention` (one head).
     """
 
     def __init__(self, dim: int, expansion: float = 2.0, qk_dim: int = 128, attention: str = "softmax_plus",
-                 rope: RotaryEmbedding | None = None, train_len: int = 512, bias: bool = False):
+                 rope: RotaryEmbedding | None = None, train_len: int = 512, bias: bool = False, dropout: float = 0.0):
         super().__init__()
         check_choice("attention", attention, ["softmax_plus", "softmax", "relu2"])
         self.e, self.s = int(expansion * dim), qk_dim
         self.proj_in = nn.Linear(dim, 2 * self.e + self.s, bias=bias)
         self.q_scale, self.k_scale = ScaleOffset(qk_dim), ScaleOffset(qk_dim)
         self.proj_out = nn.Linear(self.e, dim, bias=bias)
-        self.attention, self.rope, self.train_len = attention, rope, train_len
+        self.attention, self.rope, self.train_len, self.dropout = attention, rope, train_len, dropout
 
     def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
                 causal: bool = False, cache: KVCache | None = None) -> Tensor:
@@ -78,8 +83,8 @@ class GAU(nn.Module):
             a = F.relu(logits).square() / n
             if mask is not None:
                 a = a.masked_fill(~mask, 0.0)
-            o = a.to(v.dtype) @ v
+            o = F.dropout(a, self.dropout, self.training).to(v.dtype) @ v
         else:
-            o = masked_attention(q, k, v, mask, self.s ** -0.5,
-                                 self.train_len if self.attention == "softmax_plus" else None)
+            o = masked_attention(q, k, v, mask, self.s ** -0.5, self.train_len if self.attention == "softmax_plus" else None,
+                                 dropout=self.dropout if self.training else 0.0)
         return self.proj_out(u * o[:, 0])  # (B, T, D)

@@ -1,1 +1,7 @@
-"""genlab.optim."""
+"""genlab.optim: Lion, Tiger and parameter groups tagged by module type."""
+
+from genlab.optim.groups import KINDS, param_groups, parameter_kinds
+from genlab.optim.lion import Lion
+from genlab.optim.tiger import Tiger
+
+__all__ = ["KINDS", "Lion", "Tiger", "param_groups", "parameter_kinds"]

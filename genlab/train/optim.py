@@ -1,26 +1,35 @@
-"""Optimizer and learning-rate schedule from a :class:`TrainConfig`."""
+"""Optimizer from a :class:`TrainConfig`: ``adamw`` | ``lion`` | ``tiger`` on parameter groups tagged by kind."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from genlab.optim import Lion, Tiger, param_groups
 from genlab.utils import check_choice
 
-OPTIMIZERS = ["adamw"]
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """nanoGPT's rule: tensors with ``ndim >= 2`` decay, vectors (biases, norm gains) do not."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+OPTIMIZERS = ["adamw", "lion", "tiger"]
+DEFAULT_BETAS = {"adamw": (0.9, 0.999), "lion": (0.9, 0.99), "tiger": (0.965, 0.965)}
 
 
 def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float = 0.0,
                     betas: tuple[float, float] | None = None) -> torch.optim.Optimizer:
-    """``adamw`` (foreach) by name, with decay/no-decay parameter groups."""
+    """AdamW (foreach), :class:`~genlab.optim.Lion` or :class:`~genlab.optim.Tiger` by name.
+
+    Groups come from :func:`genlab.optim.param_groups` (matrices and embeddings decay; Tiger also
+    reads each group's kind). Tiger takes ``betas = (beta, beta)`` and accumulates in ``.grad``
+    (``grad_accum_steps=1``), which is what Accelerate's gradient accumulation gives it.
+    """
     check_choice("optimizer", name, OPTIMIZERS)
+    betas = tuple(betas) if betas is not None else DEFAULT_BETAS[name]
     groups = param_groups(model, weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, betas=betas or (0.9, 0.999), foreach=True)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, foreach=True)
+    if name == "lion":
+        return Lion(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+    if betas[0] != betas[1]:
+        raise ValueError(f"betas={betas!r}: Tiger has one momentum; pass (beta, beta)")
+    return Tiger(groups, lr=lr, beta=betas[0], weight_decay=weight_decay)
+
+
+__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups"]

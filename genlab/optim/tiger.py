@@ -1,0 +1,249 @@
+"""Tiger: "Tight-fisted Optimizer" (Su 9512; bojone/tiger ``tiger.py``), blocks.md §8.
+
+Lion with ``beta1 = beta2 = beta`` and a per-tensor relative learning rate:
+
+    m_t = beta m_{t-1} + (1 - beta) g_t
+    theta_t = theta_{t-1} - eta_p (sign(m_t) + lambda_p theta_{t-1})
+
+==========  ===========================================  ==========  =============
+kind        eta_p                                        lambda_p    shrink centre
+==========  ===========================================  ==========  =============
+bias        0.5 lr                                       0           0
+gain        0.5 lr                                       0           1
+embedding   lr * max(RMS(row), rms_floor), per row       wd          0
+matrix      lr * max(RMS(theta), rms_floor), per tensor  wd          0
+==========  ===========================================  ==========  =============
+
+Kinds come from the parameter groups (:func:`genlab.optim.param_groups` tags them by module type;
+a group without ``kind`` uses ``ndim >= 2`` -> matrix, else bias). One state tensor (``exp_avg``)
+per parameter: half of AdamW's optimizer state.
+
+* ``rms_floor`` (1e-3, as bert4keras' AdaFactor) lets zero-initialised matrices move; 0 reproduces
+  the reference, where they stay frozen.
+* NaN/Inf guard: a tensor whose gradient is not finite skips its step (``m`` unchanged) and
+  shrinks toward its centre, ``theta <- (theta - c) * shrink_ratio + c``; other tensors step
+  normally. Each such event is logged (logger ``genlab.optim.tiger``) and listed in
+  :attr:`Tiger.last_skipped`. ``nan_only=True`` checks NaN only, like the reference. Costs one
+  host synchronisation per step.
+* ``grad_accum_steps = k`` accumulates inside the momentum (Su 8634): ``step()`` every micro-step,
+  parameters move every k-th; exactly Tiger on the window's mean gradient. With Accelerate's
+  gradient accumulation keep ``k = 1`` (its ``step()`` is a no-op on non-sync micro-steps).
+* ``lazy_embeddings``: embedding rows whose gradient is all zero keep their value and momentum
+  (against rare-token drift to ``-sign(m)/lambda``, Su 9736).
+* ``relative=False`` turns the per-parameter rules off: every tensor steps by ``lr`` (Lion with
+  ``beta1 = beta2 = beta``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor
+
+from genlab.optim.groups import DECAYED, KINDS
+from genlab.optim.utils import check_hyper, grouped_by_device_and_dtype, params_with_grad
+
+logger = logging.getLogger(__name__)
+
+
+def _eta(norms: Tensor, numels: list[int], lr: float, floor: float) -> Tensor:
+    """``lr * max(||theta|| / sqrt(n), floor)`` for a vector of norms (same op order in both paths)."""
+    inv_sqrt = torch.tensor([1.0 / math.sqrt(n) for n in numels], dtype=norms.dtype, device=norms.device)
+    return (norms * inv_sqrt).clamp_min(floor) * lr
+
+
+def _matrix_update(params: list[Tensor], exp_avgs: list[Tensor], lr: float, wd: float, floor: float, foreach: bool) -> None:
+    """``theta <- theta (1 - eta wd) - eta sign(m)`` with ``eta`` from each tensor's RMS."""
+    numels = [p.numel() for p in params]
+    if foreach:
+        eta = _eta(torch.stack(torch._foreach_norm(params)), numels, lr, floor).unbind()
+        update = torch._foreach_sign(exp_avgs)
+        torch._foreach_mul_(update, list(eta))
+        if wd:
+            torch._foreach_mul_(params, [1 - e * wd for e in eta])
+        torch._foreach_sub_(params, update)
+        return
+    for p, m, n in zip(params, exp_avgs, numels):
+        eta = _eta(torch.linalg.vector_norm(p)[None], [n], lr, floor)[0]
+        update = m.sign() * eta
+        if wd:
+            p.mul_(1 - eta * wd)
+        p.sub_(update)
+
+
+def _embedding_update(p: Tensor, m: Tensor, lr: float, wd: float, floor: float, rows: Tensor | None = None,
+                      relative: bool = True) -> None:
+    """Per-row relative step (``lr`` alone when not ``relative``); only ``rows`` (a ``(V, 1)`` mask) move when given."""
+    eta = (torch.linalg.vector_norm(p, dim=-1, keepdim=True) / math.sqrt(p.shape[-1])).clamp_min(floor) * lr if relative else lr
+    new = p - eta * (m.sign() + wd * p)
+    p.copy_(new if rows is None else torch.where(rows, new, p))
+
+
+class Tiger(torch.optim.Optimizer):
+    """Tiger as a ``torch.optim.Optimizer`` (see the module docstring).
+
+    Args:
+        params: parameters or groups; groups from :func:`genlab.optim.param_groups` carry ``kind``.
+        lr: peak learning rate ``alpha`` (1e-3 to 2e-3; LAMB settings port unchanged).
+        beta: momentum (0.965 for language, 0.945 for vision).
+        weight_decay: ``lambda`` of matrices and embeddings (0.01).
+        grad_accum_steps: micro-steps per update inside the momentum (keep 1 under Accelerate).
+        shrink_ratio: NaN/Inf shrink factor (0.99).
+        rms_floor: floor of the RMS in the relative learning rate (0 = reference).
+        nan_only: guard against NaN only (reference) instead of NaN and Inf.
+        relative: per-parameter learning-rate rules on (default) or off.
+        lazy_embeddings: leave embedding rows with an all-zero gradient untouched.
+        foreach: multi-tensor kernels (default) or the per-parameter reference loop.
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01,
+                 grad_accum_steps: int = 1, shrink_ratio: float = 0.99, rms_floor: float = 1e-3, nan_only: bool = False,
+                 relative: bool = True, lazy_embeddings: bool = False, foreach: bool = True):
+        check_hyper(lr=lr, weight_decay=weight_decay, rms_floor=rms_floor)
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta={beta!r} must be in [0, 1)")
+        if not 0.0 < shrink_ratio <= 1.0:
+            raise ValueError(f"shrink_ratio={shrink_ratio!r} must be in (0, 1]")
+        if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
+            raise ValueError(f"grad_accum_steps={grad_accum_steps!r} must be an integer >= 1")
+        if lazy_embeddings and grad_accum_steps > 1:
+            raise ValueError("lazy_embeddings needs grad_accum_steps=1 (accumulate gradients in .grad instead)")
+        defaults = dict(lr=lr, beta=beta, weight_decay=weight_decay, shrink_ratio=shrink_ratio, rms_floor=rms_floor,
+                        nan_only=nan_only, relative=relative, lazy_embeddings=lazy_embeddings, foreach=foreach,
+                        kind=None, micro_step=0)
+        super().__init__(params, defaults)
+        self.grad_accum_steps = grad_accum_steps
+        self.last_skipped: list[str] = []
+
+    def add_param_group(self, param_group: dict) -> None:
+        kind = param_group.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"parameter group kind={kind!r} is not supported; expected one of {KINDS}")
+        super().add_param_group(param_group)
+
+    def _exp_avg(self, p: Tensor) -> Tensor:
+        state = self.state[p]
+        if "exp_avg" not in state:
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state["exp_avg"]
+
+    def _bad_gradients(self, work: list[tuple]) -> list[set[int]]:
+        """Indices of parameters with a non-finite gradient, per group, with one host sync."""
+        flags, where = [], []
+        for g_idx, (group, params, grads, _) in enumerate(work):
+            for idx in grouped_by_device_and_dtype(grads):
+                amax = torch.stack(torch._foreach_norm([grads[i] for i in idx], math.inf))
+                flags.append((amax.isnan() if group["nan_only"] else ~amax.isfinite()).cpu())
+                where += [(g_idx, i) for i in idx]
+        bad: list[set[int]] = [set() for _ in work]
+        if flags:
+            for (g_idx, i), is_bad in zip(where, torch.cat(flags).tolist()):
+                if is_bad:
+                    bad[g_idx].add(i)
+        return bad
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for group in self.param_groups:
+            params, grads = params_with_grad(group, "Tiger")
+            kinds = [group["kind"] or ("matrix" if p.ndim >= 2 else "bias") for p in params]
+            work.append((group, params, grads, kinds))
+        bad = self._bad_gradients(work)
+        self.last_skipped = []
+        for (group, params, grads, kinds), bad_idx in zip(work, bad):
+            t = group["micro_step"]
+            group["micro_step"] = t + 1
+            if bad_idx:
+                self._shrink(group, [params[i] for i in sorted(bad_idx)], [kinds[i] for i in sorted(bad_idx)])
+            good = [i for i in range(len(params)) if i not in bad_idx]
+            self._step_group(group, [params[i] for i in good], [grads[i] for i in good], [kinds[i] for i in good], t)
+        if self.last_skipped:
+            logger.warning("Tiger: non-finite gradient in %s; skipped their update and shrank them toward their "
+                           "centre by %s", ", ".join(self.last_skipped), self.param_groups[0]["shrink_ratio"])
+        return loss
+
+    def _shrink(self, group: dict, params: list[Tensor], kinds: list[str]) -> None:
+        """``theta <- (theta - c) r + c``, ``c`` = 1 for gains and 0 otherwise; the momentum is left alone."""
+        r = group["shrink_ratio"]
+        names = group.get("names")
+        position = {id(q): j for j, q in enumerate(group["params"])}
+        for p, kind in zip(params, kinds):
+            if kind == "gain":
+                p.sub_(1).mul_(r).add_(1)
+            else:
+                p.mul_(r)
+            self.last_skipped.append(names[position[id(p)]] if names else f"parameter of shape {tuple(p.shape)}")
+
+    def _step_group(self, group: dict, params: list[Tensor], grads: list[Tensor], kinds: list[str], t: int) -> None:
+        k, beta, foreach = self.grad_accum_steps, group["beta"], group["foreach"]
+        exp_avgs = [self._exp_avg(p) for p in params]
+        lazy = [group["lazy_embeddings"] and kind == "embedding" for kind in kinds]
+        rows = {}
+        for i in (i for i, is_lazy in enumerate(lazy) if is_lazy):
+            rows[i] = grads[i].ne(0).any(-1, keepdim=True)  # (V, 1) rows seen in this batch
+            exp_avgs[i].copy_(torch.where(rows[i], exp_avgs[i].lerp(grads[i], 1 - beta), exp_avgs[i]))
+        dense = [i for i, is_lazy in enumerate(lazy) if not is_lazy]
+        for idx in grouped_by_device_and_dtype([params[i] for i in dense]):
+            idx = [dense[i] for i in idx]
+            self._update_momentum([exp_avgs[i] for i in idx], [grads[i] for i in idx], beta, k, t, foreach)
+        if (t + 1) % k:
+            return  # inside an accumulation window: momentum only
+        lr, wd, floor = group["lr"], group["weight_decay"], group["rms_floor"]
+        for kind in KINDS:
+            members = [i for i, kd in enumerate(kinds) if kd == kind]
+            for idx in grouped_by_device_and_dtype([params[i] for i in members]):
+                idx = [members[i] for i in idx]
+                ps, ms = [params[i] for i in idx], [exp_avgs[i] for i in idx]
+                decay = wd if kind in DECAYED else 0.0
+                if kind == "embedding" and (group["relative"] or rows):
+                    for i, p, m in zip(idx, ps, ms):
+                        _embedding_update(p, m, lr, decay, floor, rows.get(i), group["relative"])
+                elif not group["relative"]:
+                    self._plain_update(ps, ms, lr, decay, foreach)
+                elif kind in ("bias", "gain"):
+                    self._plain_update(ps, ms, 0.5 * lr, 0.0, foreach)
+                else:
+                    _matrix_update(ps, ms, lr, decay, floor, foreach)
+
+    @staticmethod
+    def _update_momentum(exp_avgs: list[Tensor], grads: list[Tensor], beta: float, k: int, t: int, foreach: bool) -> None:
+        """``m <- b1 m + (1 - beta)/k g`` with ``b1 = beta`` on a window's first micro-step, else 1."""
+        if foreach:
+            if k == 1:
+                torch._foreach_lerp_(exp_avgs, grads, 1 - beta)
+                return
+            if t % k == 0:
+                torch._foreach_mul_(exp_avgs, beta)
+            torch._foreach_add_(exp_avgs, grads, alpha=(1 - beta) / k)
+            return
+        for m, g in zip(exp_avgs, grads):
+            if k == 1:
+                m.lerp_(g, 1 - beta)
+                continue
+            if t % k == 0:
+                m.mul_(beta)
+            m.add_(g, alpha=(1 - beta) / k)
+
+    @staticmethod
+    def _plain_update(params: list[Tensor], exp_avgs: list[Tensor], lr: float, wd: float, foreach: bool) -> None:
+        """``theta <- theta (1 - lr wd) - lr sign(m)`` (Lion's parameter step)."""
+        if foreach:
+            if wd:
+                torch._foreach_mul_(params, 1 - lr * wd)
+            torch._foreach_add_(params, torch._foreach_sign(exp_avgs), alpha=-lr)
+            return
+        for p, m in zip(params, exp_avgs):
+            if wd:
+                p.mul_(1 - lr * wd)
+            p.add_(m.sign(), alpha=-lr)
+
+
+__all__ = ["Tiger"]

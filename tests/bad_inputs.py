@@ -1,0 +1,136 @@
+"""Bad input for every public entry point: what is tried and the error it must get.
+
+One registry, two uses: ``tests/test_bad_inputs.py`` runs every case, and
+``python scripts/bad_inputs_table.py`` runs them again and writes ``docs/bad_inputs.md`` with
+the messages users actually see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from genlab.data import build_image_dataset, sample_toy2d
+from genlab.metrics import digits_scores, find_inception_weights, frechet_distance_features, inception_scores
+
+
+@dataclass(frozen=True)
+class Case:
+    entry: str  # the public entry point, as a user writes it
+    given: str  # the bad input, in words or code
+    call: Callable[[], object]
+    error: type[BaseException]
+    match: str  # regex the message must contain
+
+
+def _tokenizer(**kwargs):
+    from genlab.tokenizers import TokenizerConfig, build_tokenizer
+
+    return build_tokenizer(TokenizerConfig(image_size=16, channels=8, **kwargs))
+
+
+def _fsq(*args, **kwargs):
+    from genlab.tokenizers import FSQ
+
+    return FSQ(*args, **kwargs)
+
+
+def _config(argv):
+    from scripts.train_fsq import TokenizerTrainConfig
+
+    from genlab.train import parse_config
+
+    return parse_config(TokenizerTrainConfig, argv)
+
+
+def _weights_of_another_model(tmp):
+    from torch import nn
+
+    from genlab.tokenizers import ImageTokenizer
+    from genlab.train import save_weights
+
+    path = tmp / "other.safetensors"
+    save_weights(nn.Linear(2, 2), path, kind="Classifier")
+    return ImageTokenizer.from_pretrained(str(path))
+
+
+def _truncated_weights(tmp):
+    from genlab.tokenizers import ImageTokenizer
+    from genlab.tokenizers.autoencoder import WEIGHTS_KIND
+    from genlab.train import save_weights
+
+    path = tmp / "tok.safetensors"
+    tok = _tokenizer()
+    save_weights(tok, path, WEIGHTS_KIND, {"image_size": 16, "channels": 8})
+    path.write_bytes(path.read_bytes()[:-100])
+    return ImageTokenizer.from_pretrained(str(path))
+
+
+def _rope(**kwargs):
+    from genlab.nn.rope import RotaryEmbedding
+
+    return RotaryEmbedding(**kwargs)
+
+
+def _scratch():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp(prefix="genlab-bad-input-"))
+
+
+CASES: list[Case] = [
+    # tokenizers
+    Case("FSQ(levels)", "levels=[8, 2]", lambda: _fsq([8, 2]), ValueError, "every level must be an integer >= 3"),
+    Case("FSQ(levels)", "levels=[8.0, 5]", lambda: _fsq([8.0, 5]), ValueError, "must hold Python ints"),
+    Case("FSQ(levels)", "levels=[]", lambda: _fsq([]), ValueError, "non-empty list"),
+    Case("FSQ(bound)", "bound='tanh'", lambda: _fsq([8, 5], bound="tanh"), ValueError, "bound='tanh' is not supported"),
+    Case("FSQ(z)", "last dimension 5 for levels [8, 5, 5, 5]", lambda: _fsq([8, 5, 5, 5])(torch.zeros(2, 5)),
+         ValueError, "has 5 channels .* expected dim=4"),
+    Case("FSQ(z)", "a NaN in z", lambda: _fsq([8, 5, 5, 5])(torch.tensor([[0.0, float("nan"), 0, 0]])),
+         ValueError, "NaN or Inf"),
+    Case("FSQ(z)", "integer z", lambda: _fsq([8, 5, 5, 5])(torch.zeros(2, 4, dtype=torch.long)), TypeError,
+         "floating-point"),
+    Case("FSQ.indices_to_codes", "index 1000 of 1000 codes", lambda: _fsq([8, 5, 5, 5]).indices_to_codes(torch.tensor([1000])),
+         ValueError, "indices out of range"),
+    Case("FSQ.codes_to_indices", "a code off the grid", lambda: _fsq([8, 5, 5, 5]).codes_to_indices(torch.tensor([[2.0, 0, 0, 0]])),
+         ValueError, "outside the FSQ grid"),
+    Case("build_tokenizer(TokenizerConfig)", "downsample=6", lambda: _tokenizer(downsample=6), ValueError, "power of two"),
+    Case("build_tokenizer(TokenizerConfig)", "quantizer='pq'", lambda: _tokenizer(quantizer="pq"), ValueError,
+         "quantizer='pq' is not supported"),
+    Case("ImageTokenizer(images)", "1-channel images for a 3-channel tokenizer", lambda: _tokenizer()(torch.zeros(1, 1, 16, 16)),
+         ValueError, "expects image_channels=3"),
+    Case("ImageTokenizer.decode", "indices of shape (16,)", lambda: _tokenizer().decode(torch.zeros(16, dtype=torch.long)),
+         ValueError, "indices must be \\(B, h, w\\)"),
+    Case("ImageTokenizer.from_pretrained", "a weights file of another model", lambda: _weights_of_another_model(_scratch()),
+         ValueError, "holds a 'Classifier', not an 'ImageTokenizer'"),
+    Case("ImageTokenizer.from_pretrained", "a truncated weights file", lambda: _truncated_weights(_scratch()),
+         ValueError, "not a readable safetensors file|corrupt or truncated"),
+    # configs (every training script parses its config this way)
+    Case("scripts/train_*.py", "--levls [8,5] (a misspelled key)", lambda: _config(["--levls", "[8,5]"]), ValueError,
+         "unknown config key 'levls'.*did you mean \\['levels'\\]"),
+    Case("scripts/train_*.py", "--max_steps abc", lambda: _config(["--max_steps", "abc"]), TypeError, "expects an integer"),
+    Case("scripts/train_*.py", "--mixed_precision fp8", lambda: _config(["--mixed_precision", "fp8"]), ValueError,
+         "expected one of \\['no', 'bf16', 'fp16'\\]"),
+    # shared blocks
+    Case("RotaryEmbedding(dim)", "dim=7", lambda: _rope(dim=7), ValueError, "positive even integer"),
+    Case("RotaryEmbedding(pairing)", "pairing='rotate'", lambda: _rope(dim=8, pairing="rotate"), ValueError,
+         "pairing='rotate' is not supported"),
+    # data and metrics
+    Case("build_image_dataset", "name='imagenet'", lambda: build_image_dataset("imagenet"),
+         ValueError, "dataset='imagenet' is not supported"),
+    Case("sample_toy2d", "n=0", lambda: sample_toy2d("8gaussians", 0), ValueError,
+         "must be a positive integer"),
+    Case("digits_scores", "RGB images", lambda: digits_scores(torch.zeros(20, 3, 16, 16)),
+         ValueError, "\\(N, 1, H, W\\)"),
+    Case("frechet_distance_features", "feature sets of different widths",
+         lambda: frechet_distance_features(torch.zeros(5, 3), torch.zeros(5, 4)),
+         ValueError, "same D"),
+    Case("inception_scores", "1 generated image", lambda: inception_scores(
+         torch.zeros(4, 3, 32, 32), torch.zeros(1, 3, 32, 32), "unused.pth"), ValueError, "at least 2 per set"),
+    Case("find_inception_weights", "a path that does not exist",
+         lambda: find_inception_weights("/nonexistent/inception.pth"),
+         FileNotFoundError, "do not exist"),
+]

@@ -1,0 +1,114 @@
+"""GAU: the GLU and single-head-attention limits, softmax_plus (valid keys only, floor 16, equal to
+softmax at train_len), relu^2/n written out, the parameter budget of blocks.md §6.5, init scale."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genlab.nn import GAU, RotaryEmbedding, TransformerBlock
+
+
+def _split(gau, x):
+    return F.silu(gau.proj_in(x)).split([gau.e, gau.e, gau.s], -1)
+
+
+@pytest.mark.parametrize("attention", ["softmax_plus", "softmax"])
+def test_single_token_attention_is_identity_so_gau_is_a_glu(attention):
+    torch.manual_seed(0)
+    gau = GAU(16, qk_dim=8, attention=attention)
+    x = torch.randn(6, 1, 16)  # one key per query: A = I
+    u, v, _ = _split(gau, x)
+    torch.testing.assert_close(gau(x), gau.proj_out(u * v))
+
+
+def test_constant_gate_gives_single_head_attention():
+    torch.manual_seed(0)
+    gau = GAU(16, qk_dim=8, attention="softmax", rope=RotaryEmbedding(8), bias=True)
+    one = torch.tensor(1.2784645427610738)  # silu(c) = 1
+    with torch.no_grad():
+        gau.proj_in.weight[: gau.e] = 0
+        gau.proj_in.bias[: gau.e] = one
+        for so in (gau.q_scale, gau.k_scale):
+            so.gamma.normal_()
+            so.beta.normal_()
+    x = torch.randn(2, 7, 16)
+    u, v, z = _split(gau, x)
+    assert (u - 1).abs().max() < 1e-6
+    q, k = gau.rope(gau.q_scale(z)), gau.rope(gau.k_scale(z))
+    a = (q @ k.transpose(1, 2) / math.sqrt(8)).masked_fill(~torch.ones(7, 7, dtype=torch.bool).tril(), -math.inf).softmax(-1)
+    torch.testing.assert_close(gau(x, causal=True), gau.proj_out(a @ v), atol=1e-5, rtol=1e-5)
+
+
+def test_softmax_plus_equals_softmax_at_train_len_and_floors_at_16():
+    torch.manual_seed(0)
+    plus, soft = GAU(16, qk_dim=8, train_len=64), GAU(16, qk_dim=8, attention="softmax")
+    soft.load_state_dict(plus.state_dict())
+    x = torch.randn(1, 64, 16)
+    torch.testing.assert_close(plus(x), soft(x), atol=1e-6, rtol=1e-5)
+    short = GAU(16, qk_dim=8, train_len=16)
+    short.load_state_dict(plus.state_dict())
+    torch.testing.assert_close(short(x[:, :5]), soft(x[:, :5]), atol=1e-6, rtol=1e-5)  # l = 5 counts as 16
+    assert not torch.allclose(plus(x[:, :40]), soft(x[:, :40]))
+
+
+@pytest.mark.parametrize("attention", ["softmax_plus", "relu2"])
+def test_padding_counts_only_valid_keys(attention):
+    torch.manual_seed(0)
+    gau = GAU(16, qk_dim=8, attention=attention)
+    x = torch.randn(1, 30, 16)
+    padded = torch.cat([x, 5 * torch.randn(1, 10, 16)], 1)
+    mask = torch.tensor([[True] * 30 + [False] * 10])
+    torch.testing.assert_close(gau(padded, key_padding_mask=mask)[:, :30], gau(x), atol=1e-6, rtol=1e-5)
+
+
+def test_relu2_is_written_out_relu_squared_over_valid_keys():
+    torch.manual_seed(0)
+    gau = GAU(16, qk_dim=8, attention="relu2")
+    x = torch.randn(2, 9, 16)
+    u, v, z = _split(gau, x)
+    q, k = gau.q_scale(z), gau.k_scale(z)
+    n = torch.arange(1, 10.0)[:, None]  # causal: row i sees i + 1 keys
+    a = F.relu(q @ k.transpose(1, 2)).square() / (8 * n) * torch.ones(9, 9).tril()
+    torch.testing.assert_close(gau(x, causal=True), gau.proj_out(u * (a @ v)), atol=1e-6, rtol=1e-5)
+
+
+def test_parameter_budget_two_gau_layers_about_one_transformer_block():
+    """blocks.md §6.5 at d = 768, s = 128, e = 2d."""
+    d, s, e = 768, 128, 1536
+    with torch.device("meta"):  # shapes only
+        gau, block = GAU(d, qk_dim=s), TransformerBlock(d, heads=12)
+    assert sum(p.numel() for p in gau.parameters()) == 3 * d * e + d * s + 4 * s  # gamma and beta for Q and K
+    assert 2 * (3 * d * e + d * s + 2 * s) == 7_275_008
+    mixer_and_mlp = sum(p.numel() for n, p in block.named_parameters() if "norm" not in n)
+    assert mixer_and_mlp == 12 * d * d == 7_077_888
+
+
+def test_init_scale_of_a_gau_branch():
+    """Su 8990: with LeCun init and relu^2/n at n = 512, GAU(x) is about 1e-2 of x, so x + GAU(x) ~ x.
+
+    Measured here: 0.08 (relu2) and 0.15 (softmax_plus) at d = 128, n = 512, s = 128. Scaling every matrix by
+    lambda scales relu2's output by lambda^7; softmax_plus's by lambda^4 (not lambda^3: a nearly
+    uniform softmax averages V down to its mean, E[silu(lambda eps)] ~ lambda^2 / 4).
+    """
+    x = torch.randn(1, 512, 128)
+
+    def rms_out(attention, lam):
+        torch.manual_seed(1)
+        gau = TransformerBlock(128, mixer="gau", attention=attention).mixer  # LeCun init, gamma 1, beta 0
+        gau.rope = None
+        with torch.no_grad():
+            for p in gau.parameters():
+                if p.ndim == 2:
+                    p.mul_(lam)
+            return gau(x).square().mean().sqrt().item()
+
+    assert 0.003 < rms_out("relu2", 1.0) < 0.1
+    assert 6.5 < math.log2(rms_out("relu2", 0.25) / rms_out("relu2", 0.125)) < 7.5
+    assert 3.5 < math.log2(rms_out("softmax_plus", 0.25) / rms_out("softmax_plus", 0.125)) < 4.5
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="attention='linear'"):
+        GAU(16, attention="linear")
