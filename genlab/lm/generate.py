@@ -89,8 +89,8 @@ def _stack(a: StreamBatch, b: StreamBatch) -> StreamBatch:
         return StreamBatch(F.pad(x.tokens, (0, extra), value=ByteTokenizer.PAD), F.pad(x.positions, (0, extra)),
                            F.pad(x.padding_mask, (0, extra)), F.pad(x.kinds, (0, extra)), x.next_pos, x.open_image)
 
-    a, b = pad(a), pad(b)
-    return StreamBatch(*(torch.cat([x, y], 1 if i == 1 else 0) for i, (x, y) in enumerate(zip(a, b))))
+    a, b = pad(a), pad(b)  # positions are (2, B, T): their batch axis is 1
+    return StreamBatch(*(torch.cat([x, y], 1 if name == "positions" else 0) for name, x, y in zip(StreamBatch._fields, a, b)))
 
 
 @torch.no_grad()
@@ -115,6 +115,8 @@ def generate(model, prompts: StreamBatch, max_new_tokens: int, sampling: Samplin
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 1")
     b = prompts.tokens.shape[0]
+    if not prompts.padding_mask.any(1).all():
+        raise ValueError("every prompt needs at least one token (BOS)")
     guided = sampling.guidance != 1
     if guided:
         if unconditional is None or unconditional.tokens.shape[0] != b:
