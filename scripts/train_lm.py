@@ -59,14 +59,15 @@ class LMTrainConfig(TrainConfig, LMConfig):
     text_file: str = ""  # dataset=text: a UTF-8 file; empty = scikit-learn's dataset descriptions
     loss_on: str = "all"  # next-token loss on all | text | image targets
     caption_dropout: float = 0.1  # probability of dropping the caption (for classifier-free guidance)
-    max_steps: int = 3000
+    dropout: float = 0.1
+    max_steps: int = 1000
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 2e-3  # peak of a linear warm-up then cosine decay to 0
     weight_decay: float = 0.1
     warmup_steps: int = 100
     grad_clip: float = 1.0
-    eval_every: int = 1000
-    ckpt_every: int = 500
+    eval_every: int = 250
+    ckpt_every: int = 250
     eval_samples: int = 20  # generated images per digit at each evaluation
     temperature: float = 1.0
     top_k: int = 0
@@ -190,11 +191,28 @@ def sample_digits(run: Run, model, tok: ImageTokenizer, cfg: LMTrainConfig, step
     shown = min(cfg.eval_samples, 10)
     rows = images.view(10, cfg.eval_samples, *images.shape[1:])[:, :shown]
     save_grid(rows.flatten(0, 1), run.path("samples", f"digits_{step:08d}.png"), nrow=shown, scale=2)
-    if len(images) < 10:
-        return {}
     score = digits_scores(images, labels, seed=cfg.seed)
     return {"accuracy": score.extra["accuracy"], "fd_digits_cnn": score.value, "fd_noise_floor": score.extra["noise_floor"],
             "per_class_accuracy": dict(zip(DIGIT_NAMES, score.extra["per_class_accuracy"])), "fd_protocol": score.protocol}
+
+
+def warmup_cosine(warmup: int, total: int):
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    return lambda s: min(1.0, (s + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
+
+
+def evaluate(run: Run, model, tok, test_loader, builder, cfg: LMTrainConfig, step: int) -> dict:
+    """Test loss (every process), then on the main process digit samples or a text sample."""
+    metrics = evaluate_loss(run, model, test_loader, builder)
+    if run.is_main and tok is not None:
+        metrics.update(sample_digits(run, model, tok, cfg, step))
+    if run.is_main and tok is None:
+        prompt = "The "  # BOS + 4 bytes; the rest of the context is sampled
+        text = prompt + complete_text(run.accelerator.unwrap_model(model), [prompt], cfg.context - 5)[0]
+        write_text_atomic(run.path("samples", f"text_{step:08d}.txt"), text)
+    run.log(step, {k: v for k, v in metrics.items() if isinstance(v, float)}, split="test")
+    run.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -214,14 +232,16 @@ def main(argv: list[str] | None = None) -> dict:
         train_set, test_set = (TextWindows(text, cfg.context, s) for s in ("train", "test"))
     model = StreamLM(cfg)
     builder = StreamBuilder(model.vocab, cfg.positions) if tok is not None else None
-    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, betas=(0.9, 0.95))
-    decay = lambda s: min(1.0, (s + 1) / max(cfg.warmup_steps, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / cfg.max_steps, 1)))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
+    betas = (0.9, 0.95) if cfg.optimizer == "adamw" else None  # GPT-style AdamW; Lion/Tiger keep their defaults
+    optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, betas=betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps))
+    # Its own generator: making an iterator (again on resume) must not draw from the global RNG that dropout uses.
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     test_loader = DataLoader(test_set, batch_size=256)
     model, optimizer, loader, test_loader, scheduler = acc.prepare(model, optimizer, loader, test_loader, scheduler)
-    run.print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, vocabulary {acc.unwrap_model(model).vocab.size}, "
-              f"{cfg.positions} positions, {acc.num_processes} process(es) on {acc.device}")
+    run.print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
+              f"vocabulary {acc.unwrap_model(model).vocab.size}, {cfg.positions} positions, {acc.num_processes} process(es) on {acc.device}")
 
     start = run.maybe_resume()
     t0, metrics = time.time(), {}
@@ -255,19 +275,6 @@ def main(argv: list[str] | None = None) -> dict:
         write_text_atomic(run.path("results.json"), json.dumps(results, indent=1))
         run.print(json.dumps({k: v for k, v in results.items() if k != "fd_protocol"}))
     run.finish()
-    return metrics
-
-
-def evaluate(run: Run, model, tok, test_loader, builder, cfg: LMTrainConfig, step: int) -> dict:
-    metrics = evaluate_loss(run, model, test_loader, builder)
-    if run.is_main and tok is not None:
-        metrics.update(sample_digits(run, model, tok, cfg, step))
-    if run.is_main and tok is None:
-        prompt = "The "  # BOS + 4 bytes; the rest of the context is sampled
-        text = prompt + complete_text(run.accelerator.unwrap_model(model), [prompt], cfg.context - 5)[0]
-        write_text_atomic(run.path("samples", f"text_{step:08d}.txt"), text)
-    run.log(step, {k: v for k, v in metrics.items() if isinstance(v, float)}, split="test")
-    run.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
 
 

@@ -94,8 +94,9 @@ def test_text_only_training(tmp_path, script):
 
 
 def test_trains_a_tokenizer_when_none_is_given_in_bf16(tmp_path, script):
-    run_script([script("train_lm.py"), *TINY, "--tokenizer_steps", "2", "--tokenizer_levels", "[3,3]", "--tokenizer_channels", "8",
-                "--max_steps", "1", "--mixed_precision", "bf16", "--name", "auto", "--output_dir", str(tmp_path)], tmp_path)
+    run_script([script("train_lm.py"), *TINY, "--tokenizer_steps", "2", "--tokenizer_levels", "[3,3]",
+                "--tokenizer_channels", "8", "--max_steps", "1", "--mixed_precision", "bf16", "--name", "auto",
+                "--output_dir", str(tmp_path)], tmp_path)
     assert (tmp_path / "fsq-digits16-grid4-levels3-3-ch8-steps2" / "weights" / "tokenizer.safetensors").exists()
     assert StreamLM.from_pretrained(str(tmp_path / "auto" / "weights" / "lm.safetensors")).vocab.image_codebook_size == 9
 
