@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from genlab.data import build_image_dataset, sample_toy2d
+from genlab.lm import ByteTokenizer, ImageTokens, text_to_image
 from genlab.metrics import digits_scores, find_inception_weights, frechet_distance_features, inception_scores
 
 
@@ -74,6 +75,31 @@ def _rope(**kwargs):
     return RotaryEmbedding(**kwargs)
 
 
+def _lm(context=64):
+    from genlab.lm import LMConfig, StreamLM
+
+    return StreamLM(LMConfig(image_codebook_size=240, context=context, dim=16, depth=1, heads=2))
+
+
+def _lm_from_another_model(tmp):
+    from torch import nn
+
+    from genlab.lm import StreamLM
+    from genlab.train import save_weights
+
+    path = tmp / "other.safetensors"
+    save_weights(nn.Linear(2, 2), path, kind="Classifier")
+    return StreamLM.from_pretrained(str(path))
+
+
+def _lm_config(argv):
+    from scripts.train_lm import LMTrainConfig
+
+    from genlab.train import parse_config
+
+    return parse_config(LMTrainConfig, argv)
+
+
 def _scratch():
     import tempfile
     from pathlib import Path
@@ -118,6 +144,20 @@ CASES: list[Case] = [
     Case("RotaryEmbedding(dim)", "dim=7", lambda: _rope(dim=7), ValueError, "positive even integer"),
     Case("RotaryEmbedding(pairing)", "pairing='rotate'", lambda: _rope(dim=8, pairing="rotate"), ValueError,
          "pairing='rotate' is not supported"),
+    # multimodal token streams
+    Case("ImageTokens(indices, h, w)", "5 indices on a 2 x 3 grid", lambda: ImageTokens(torch.arange(5), 2, 3), ValueError, "image has 5 tokens but its grid 2 x 3 needs 6"),
+    Case("Vocabulary.image_to_tokens", "index 240 of 240 codes", lambda: _lm().vocab.image_to_tokens(torch.tensor([240])),
+         ValueError, "image indices must lie in \\[0, 240\\)"),
+    Case("StreamLM(tokens, positions)", "token id 501 in a vocabulary of 501", lambda: _lm()(
+         torch.tensor([[501]]), torch.zeros(2, 1, 1)), ValueError, "tokens must be ids in \\[0, 501\\)"),
+    Case("text_to_image(model, prompts)", "a 70-byte prompt for a context of 64", lambda: text_to_image(_lm(), ["x" * 70]),
+         ValueError, "> the model's context 64"),
+    Case("ByteTokenizer.decode", "id 261 (past the specials)", lambda: ByteTokenizer().decode([261]),
+         ValueError, "ids must be text token ids in \\[0, 261\\)"),
+    Case("StreamLM.from_pretrained", "a weights file of another model", lambda: _lm_from_another_model(_scratch()),
+         ValueError, "holds a 'Classifier', not a 'StreamLM'"),
+    Case("scripts/train_lm.py", "--positions rope3d", lambda: _lm_config(["--positions", "rope3d"]), ValueError,
+         "positions='rope3d' is not supported"),
     # data and metrics
     Case("build_image_dataset", "name='imagenet'", lambda: build_image_dataset("imagenet"),
          ValueError, "dataset='imagenet' is not supported"),
