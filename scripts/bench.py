@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-TOPICS = ["fsq"]
+TOPICS = ["fsq", "gans"]
 
 
 def machine() -> str:

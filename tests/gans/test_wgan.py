@@ -169,3 +169,17 @@ def test_bad_input_raises_clear_errors():
         GradientPenaltyCritic(0, -1)
     with pytest.raises(ValueError, match="eps=0 must be > 0"):
         proximal_target(nn.Linear(2, 1), torch.zeros(4, 2), 0)
+
+
+def test_single_forward_loss_equals_the_reference_three_forward_pattern():
+    """The WGAN-GP authors' pattern: D(fake) − D(real) + λ(‖∇D(x̂)‖ − 1)² with separate forwards."""
+    torch.manual_seed(0)
+    D = nn.Sequential(nn.Linear(3, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1)).double()
+    real, fake, t = torch.randn(16, 3, dtype=F64), torch.randn(16, 3, dtype=F64), torch.rand(16, dtype=F64)
+    x_hat = (t[:, None] * real + (1 - t[:, None]) * fake).requires_grad_(True)
+    grad = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)[0]
+    reference = D(fake).mean() - D(real).mean() + 10 * ((grad.norm(2, dim=1) - 1) ** 2).mean()
+    loss, _ = wgan_gp().d_loss(D, real, fake, t)
+    torch.testing.assert_close(loss, reference)
+    for a, b in zip(torch.autograd.grad(loss, list(D.parameters())), torch.autograd.grad(reference, list(D.parameters()))):
+        torch.testing.assert_close(a, b)
