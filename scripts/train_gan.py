@@ -36,8 +36,9 @@ from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, 
 from genlab.gans.wgan import proximal_loss, proximal_target  # noqa: E402
 from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores  # noqa: E402
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_weights  # noqa: E402
-from genlab.train.io import atomic_path, write_text_atomic  # noqa: E402
+from genlab.train.io import write_text_atomic  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
+from scripts.sample_gan import scatter_plot  # noqa: E402
 
 IMAGE_CHANNELS = {"digits": 1, "mnist": 1, "photos": 3, "cifar10": 3, "celeba": 3}
 GENERATOR_LOSSES = ["one_step", "proximal"]
@@ -95,9 +96,9 @@ class GANTrainConfig(TrainConfig, NetworkConfig):
         if self.generator_loss == "proximal" and self.objective not in ("wgan_gp", "reflow"):
             raise ValueError(f"generator_loss='proximal' needs a potential critic (objective wgan_gp or reflow); "
                              f"got objective={self.objective!r}")
-        for key in ("n_critic", "proximal_steps", "eval_samples"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 1")
+        for key, minimum in (("n_critic", 1), ("proximal_steps", 1), ("eval_samples", 10)):
+            if getattr(self, key) < minimum:
+                raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= {minimum}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"config key 'ema_decay'={self.ema_decay!r} must be in [0, 1)")
         if not self.proximal_eps > 0:
@@ -106,10 +107,6 @@ class GANTrainConfig(TrainConfig, NetworkConfig):
             raise ValueError(f"config key 'lr_g'={self.lr_g!r} must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"config key 'betas'={self.betas!r} must be two numbers in [0, 1)")
-        if self.dataset in TOY2D and self.eval_samples < 10:
-            raise ValueError(f"config key 'eval_samples'={self.eval_samples} must be >= 10")
-        if self.dataset == "digits" and self.eval_samples < 10:
-            raise ValueError(f"config key 'eval_samples'={self.eval_samples} must be >= 10 for the digits feature distance")
         # the objective's own checks (gp_weight / logit_clip / g_mode for the wrong objective)
         build_objective(self.objective, self.g_mode, self.gp_weight, self.logit_clip)
 
@@ -135,24 +132,6 @@ def generate(run: Run, generator, n: int, latent_dim: int, seed: int) -> torch.T
     return acc.gather(mine).cpu()[:n]
 
 
-def scatter_plot(samples: torch.Tensor, reference: torch.Tensor, path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.75", label="data")
-    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.6, label="generated")
-    lim = max(4.5, float(reference.abs().max()) * 1.1)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title)
-    ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
 def evaluate(run: Run, cfg: GANTrainConfig, generator, step: int, final: bool) -> dict:
     """Metrics of ``eval_samples`` samples (main process); MMD only at the end, it is the slow one."""
     samples = generate(run, generator, cfg.eval_samples, cfg.latent_dim, seed=cfg.seed + 12345)
@@ -162,7 +141,8 @@ def evaluate(run: Run, cfg: GANTrainConfig, generator, step: int, final: bool) -
             if final:
                 metrics = toy2d_scores(samples, cfg.dataset, seed=cfg.seed)
             else:
-                metrics = {"swd": sliced_wasserstein(samples, sample_toy2d(cfg.dataset, len(samples), seed=10_000 + cfg.seed))}
+                reference = sample_toy2d(cfg.dataset, len(samples), seed=10_000 + cfg.seed)  # toy2d_scores' reference
+                metrics = {"swd": sliced_wasserstein(samples, reference)}
                 if cfg.dataset in ("8gaussians", "25gaussians"):
                     metrics.update(mode_coverage(samples, cfg.dataset))
             reference = Toy2D(cfg.dataset, len(samples), seed=cfg.seed + 777).points

@@ -106,8 +106,8 @@ class GradientPenaltyCritic:
         """Critic loss and detached statistics.
 
         Args:
-            critic: ``(B, ...) -> (B,)`` or ``(B, 1)``; evaluated once on ``[real, fake, x_t]`` (one
-                forward, as DistributedDataParallel expects).
+            critic: ``(B, ...) -> (B,)`` or ``(B, 1)``; evaluated on ``[real, fake]`` and, separately, on
+                the interpolates ``x_t``, so the double backward of the penalty spans ``B`` rows, not ``3B``.
             real, fake: ``(B, ...)`` batches of the same shape; ``fake`` is detached here.
             t: optional interpolation times ``(B,)``.
             scaler: the fp16 ``GradScaler`` (``accelerator.scaler``), if any.
@@ -117,10 +117,10 @@ class GradientPenaltyCritic:
         """
         x_t = interpolate(real, fake, t).requires_grad_(True)
         b = real.shape[0]
-        batch = torch.cat([real.detach().to(x_t.dtype), fake.detach().to(x_t.dtype), x_t])
-        scores = check_scores("critic output", critic(batch))
-        d_real, d_fake = wide(scores[:b]), wide(scores[b:2 * b])
-        grad = _grad_of_scores(scores[2 * b:], x_t, scaler, create_graph=True)
+        scores = check_scores("critic output", critic(torch.cat([real.detach(), fake.detach().to(real.dtype)])))
+        d_real, d_fake = wide(scores[:b]), wide(scores[b:])
+        d_t = check_scores("critic output on the interpolates", critic(x_t))
+        grad = _grad_of_scores(d_t, x_t, scaler, create_graph=True)
         penalty = self.penalty(grad)
         wasserstein = d_real.mean() - d_fake.mean()
         loss = -wasserstein + self.gp_weight * penalty.mean()
