@@ -18,7 +18,6 @@ the standard Inception network, which needs its weights file (never downloaded).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

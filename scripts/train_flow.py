@@ -44,7 +44,6 @@ from genlab.flows.networks import (  # noqa: E402
 )
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, lr_lambda, load_weights, parse_config, save_grid, save_weights  # noqa: E402
 from genlab.train.ema import build_ema  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
 
 
@@ -222,12 +221,7 @@ def main(argv: list[str] | None = None, config_cls=FlowTrainConfig) -> dict:
             with acc.accumulate(model):
                 loss = flow_matching_loss(model, x0, x1, t, labels)
                 check_finite_loss(step, loss=loss)
-                acc.backward(loss)
-                if acc.sync_gradients and cfg.grad_clip > 0:
-                    acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                run.optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip)
         ema.update_parameters(acc.unwrap_model(model))
         if step % cfg.log_every == 0:
             run.log(step, {"loss": acc.reduce(loss.detach(), "mean"), "lr": scheduler.get_last_lr()[0]})
@@ -246,7 +240,7 @@ def main(argv: list[str] | None = None, config_cls=FlowTrainConfig) -> dict:
                    "eval_samples": cfg.eval_samples, "guidance_scale": cfg.guidance_scale, "weights": "ema",
                    "rtol": cfg.rtol, "atol": cfg.atol,
                    "seconds_per_step": (time.time() - t0) / max(cfg.max_steps - start, 1)}
-        write_text_atomic(run.path("results.json"), json.dumps(summary, indent=1))
+        run.write_results(summary)
     run.finish()
     return results
 

@@ -17,7 +17,6 @@ and perplexity.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -33,7 +32,6 @@ from genlab.tokenizers import TokenizerConfig, build_tokenizer, tokenizer_config
 from genlab.tokenizers.autoencoder import WEIGHTS_KIND  # noqa: E402
 from genlab.tokenizers.evaluate import evaluate_tokenizer  # noqa: E402
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, lr_lambda, parse_config, save_grid, save_weights  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
 
 
 @dataclass
@@ -105,12 +103,7 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
             with acc.accumulate(model):
                 out = model(images)
                 check_finite_loss(step, **out.losses)
-                acc.backward(out.loss)
-                if acc.sync_gradients and cfg.grad_clip > 0:
-                    acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                run.optimizer_step(out.loss, model, optimizer, scheduler, cfg.grad_clip)
         if step % cfg.log_every == 0:
             losses = {k: acc.reduce(v.detach(), "mean") for k, v in out.losses.items()}
             stats = {"dead_codes": quantizer.dead_codes} if hasattr(quantizer, "dead_codes") else {}
@@ -130,8 +123,7 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
         train_seconds = time.time() - t0 - eval_seconds  # training steps and checkpoints, not evaluation
         results = {**metrics, "steps": cfg.max_steps, "seconds_per_step": train_seconds / max(cfg.max_steps - start, 1),
                    "processes": acc.num_processes, "codebook_size": acc.unwrap_model(model).codebook_size}
-        write_text_atomic(run.path("results.json"), json.dumps(results, indent=1))
-        run.print(json.dumps(results))
+        run.write_results(results)
     run.finish()
     return metrics
 

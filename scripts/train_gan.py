@@ -18,7 +18,6 @@ sliced Wasserstein distance on 2-D mixtures; FD-digits-cnn with its noise floor 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -36,7 +35,6 @@ from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, 
 from genlab.gans.wgan import proximal_loss, proximal_target  # noqa: E402
 from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores  # noqa: E402
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_weights  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
 from scripts.sample_gan import scatter_plot  # noqa: E402
 
@@ -264,8 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
         save_weights(acc.unwrap_model(critic), run.path("weights", "critic.safetensors"), CRITIC_KIND, config)
         results = {**metrics, "objective": cfg.objective, "dataset": cfg.dataset, "seed": cfg.seed, "steps": cfg.max_steps,
                    "seconds_per_step": (time.time() - t0) / max(cfg.max_steps - start, 1), "processes": acc.num_processes}
-        write_text_atomic(run.path("results.json"), json.dumps(results, indent=1))
-        run.print(json.dumps(results))
+        run.write_results(results)
     run.finish()
     return metrics
 

@@ -251,12 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
             with acc.accumulate(model):
                 loss = next_token_loss(model(streams.tokens, streams.positions, streams.padding_mask), streams, cfg.loss_on)
                 check_finite_loss(step, loss=loss)
-                acc.backward(loss)
-                if acc.sync_gradients and cfg.grad_clip > 0:
-                    acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                run.optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip)
         if step % cfg.log_every == 0:
             run.log(step, {"loss": acc.reduce(loss.detach(), "mean"), "lr": scheduler.get_last_lr()[0]})
         if run.should_eval(step):
@@ -272,8 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
             shutil.copyfile(tok_path, run.path("weights", "tokenizer.safetensors"))
         results = {**metrics, "steps": cfg.max_steps, "seconds_per_step": (time.time() - t0) / max(cfg.max_steps - start, 1),
                    "processes": acc.num_processes, "parameters": sum(p.numel() for p in lm.parameters())}
-        write_text_atomic(run.path("results.json"), json.dumps(results, indent=1))
-        run.print(json.dumps({k: v for k, v in results.items() if k != "fd_protocol"}))
+        run.write_results(results)
     run.finish()
     return metrics
 

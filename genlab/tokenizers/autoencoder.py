@@ -193,7 +193,7 @@ class ImageTokenizer(nn.Module):
         if images.ndim != 4:
             raise ValueError(f"images must be (B, C, H, W); got shape {tuple(images.shape)}")
         if self.config is not None:
-            c, s = self.config.image_channels, self.config.image_size
+            c = self.config.image_channels
             if images.shape[1] != c:
                 raise ValueError(f"images have {images.shape[1]} channels; this tokenizer expects image_channels={c}")
             f = self.config.downsample

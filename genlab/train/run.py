@@ -4,10 +4,14 @@
     run = Run(cfg)                                   # Accelerator, runs/<name>/, config.yaml, logs
     model, opt, loader = run.accelerator.prepare(model, opt, loader)
     step = run.maybe_resume()                       # with --resume: newest checkpoint, else 0
-    for step, batch in run.steps(loader, step):     # progress bar, resumes mid-epoch
-        ...
-        run.log(step, {"loss": loss})               # metrics.jsonl + TensorBoard, main process only
+    for step, micro_batches in run.steps(loader, step):  # progress bar, resumes mid-epoch
+        for batch in micro_batches:                       # grad_accum micro-batches per step
+            with run.accelerator.accumulate(model):
+                loss = loss_of(batch)
+                run.optimizer_step(loss, model, opt, scheduler, cfg.grad_clip)
+        run.log(step, {"loss": loss})                     # metrics.jsonl + TensorBoard, main process only
         run.maybe_checkpoint(step)
+    run.write_results({...})                              # results.json
 
 Runs live in ``<output_dir>/<name>/``: ``config.yaml``, ``checkpoints/step_*/`` (Accelerate state
 for resume), ``weights/*.safetensors`` (for use), ``samples/*.png``, ``metrics.jsonl`` and
@@ -189,6 +193,24 @@ class Run:
             return
         keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
         write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    def optimizer_step(self, loss: Tensor, model, optimizer, scheduler=None, grad_clip: float = 0.0) -> None:
+        """Backward one micro-batch inside ``accelerator.accumulate(model)``; the prepared optimizer
+        and scheduler only step (after clipping to ``grad_clip`` if > 0) when gradients sync."""
+        acc = self.accelerator
+        acc.backward(loss)
+        if acc.sync_gradients and grad_clip > 0:
+            acc.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        """``results.json`` in the run folder, written atomically (main process), echoed without nested entries."""
+        if self.is_main:
+            write_text_atomic(self.path("results.json"), json.dumps(results, indent=1))
+            self.print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}))
 
     def print(self, *args: Any) -> None:
         self.accelerator.print(*args)

@@ -1,6 +1,5 @@
 """scripts/fid.py offline: a folder against the embedded digits, and its clear failures."""
 
-import torch
 
 from genlab.data import load_digits_tensors
 from genlab.train import save_grid

@@ -1,6 +1,5 @@
 """Checkpoints and weights: atomic, verified, and refusing corrupt or foreign files."""
 
-import json
 
 import pytest
 import torch
