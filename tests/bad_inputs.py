@@ -13,8 +13,13 @@ from typing import Callable
 import torch
 
 from genlab.data import build_image_dataset, sample_toy2d
+from genlab.flows import sample
+from genlab.gans import FDivergence, NonFiniteCriticError, build_objective
 from genlab.lm import ByteTokenizer, ImageTokens, text_to_image
 from genlab.metrics import digits_scores, find_inception_weights, frechet_distance_features, inception_scores
+from genlab.nn.attention import Attention
+from genlab.optim import Lion, Tiger
+from genlab.tokenizers import VectorQuantizer
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,20 @@ def _lm_from_another_model(tmp):
     return StreamLM.from_pretrained(str(path))
 
 
-def _lm_config(argv):
-    from scripts.train_lm import LMTrainConfig
+def _script_config(script: str, config_class: str, argv: list[str]):
+    import importlib
 
     from genlab.train import parse_config
 
-    return parse_config(LMTrainConfig, argv)
+    return parse_config(getattr(importlib.import_module(f"scripts.{script}"), config_class), argv)
+
+
+def _param():
+    return torch.nn.Parameter(torch.zeros(2))
+
+
+def _identity(x, t):
+    return x
 
 
 def _scratch():
@@ -123,6 +136,15 @@ CASES: list[Case] = [
          ValueError, "indices out of range"),
     Case("FSQ.codes_to_indices", "a code off the grid", lambda: _fsq([8, 5, 5, 5]).codes_to_indices(torch.tensor([[2.0, 0, 0, 0]])),
          ValueError, "outside the FSQ grid"),
+    Case("VectorQuantizer(codebook_size)", "codebook_size=0", lambda: VectorQuantizer(dim=4, codebook_size=0), ValueError,
+         "codebook_size=0 must be an integer >= 1"),
+    Case("VectorQuantizer(z)", "last dimension 5 for dim=4", lambda: VectorQuantizer(dim=4, codebook_size=8)(torch.zeros(2, 3, 5)),
+         ValueError, "has 5 channels .* expected dim=4"),
+    Case("VectorQuantizer(z)", "NaN input", lambda: VectorQuantizer(dim=4, codebook_size=8)(torch.full((2, 3, 4), float("nan"))),
+         ValueError, "NaN or Inf"),
+    Case("VectorQuantizer.indices_to_codes", "index 8 of 8 codes",
+         lambda: VectorQuantizer(dim=4, codebook_size=8).indices_to_codes(torch.tensor([8])), ValueError,
+         "indices out of range: .* codebook_size=8"),
     Case("build_tokenizer(TokenizerConfig)", "downsample=6", lambda: _tokenizer(downsample=6), ValueError, "power of two"),
     Case("build_tokenizer(TokenizerConfig)", "quantizer='pq'", lambda: _tokenizer(quantizer="pq"), ValueError,
          "quantizer='pq' is not supported"),
@@ -144,6 +166,35 @@ CASES: list[Case] = [
     Case("RotaryEmbedding(dim)", "dim=7", lambda: _rope(dim=7), ValueError, "positive even integer"),
     Case("RotaryEmbedding(pairing)", "pairing='rotate'", lambda: _rope(dim=8, pairing="rotate"), ValueError,
          "pairing='rotate' is not supported"),
+    # shared blocks and optimizers
+    Case("Attention(dim, heads)", "dim=10, heads=3", lambda: Attention(10, heads=3), ValueError, "dim=10 is not divisible by heads=3"),
+    Case("Attention(x, key_padding_mask)", "a (2, 4) mask for 5 keys",
+         lambda: Attention(8, heads=2)(torch.zeros(2, 5, 8), key_padding_mask=torch.ones(2, 4, dtype=torch.bool)),
+         ValueError, "key_padding_mask must be \\(B=2, S=5\\)"),
+    Case("Lion(params, betas)", "betas=(0.9, 1.5)", lambda: Lion([_param()], betas=(0.9, 1.5)), ValueError,
+         "must be two numbers in \\[0, 1\\)"),
+    Case("Tiger(params, beta)", "beta=1.0", lambda: Tiger([_param()], beta=1.0), ValueError, "beta=1.0 must be in \\[0, 1\\)"),
+    # flows
+    Case("flows.sample", "steps=0", lambda: sample(_identity, torch.zeros(2, 2), steps=0), ValueError,
+         "steps=0 must be an integer >= 1"),
+    Case("flows.sample", "method='rk7'", lambda: sample(_identity, torch.zeros(2, 2), steps=2, method="rk7"), ValueError,
+         "method='rk7' is not supported"),
+    Case("flows.sample", "float16 x0", lambda: sample(_identity, torch.zeros(2, 2, dtype=torch.half), steps=2), TypeError,
+         "x0 must be float32 or float64"),
+    Case("scripts/train_flow.py", "--dataset digits --net mlp", lambda: _script_config(
+         "train_flow", "FlowTrainConfig", ["--dataset", "digits", "--net", "mlp"]), ValueError, "net='mlp' is for toy2d points"),
+    # GANs
+    Case("FDivergence(key)", "'chi'", lambda: FDivergence("chi"), ValueError, "unknown divergence 'chi'"),
+    Case("build_objective(name)", "'wgan'", lambda: build_objective("wgan"), ValueError, "unknown objective 'wgan'"),
+    Case("objective.critic_loss", "a critic that outputs NaN",
+         lambda: build_objective("wgan_gp").critic_loss(lambda x: torch.full((len(x),), float("nan")), torch.zeros(4, 2),
+                                                        torch.zeros(4, 2)), NonFiniteCriticError, "NaN or Inf .* the critic diverged"),
+    Case("objective.critic_loss", "4 real and 3 fake samples",
+         lambda: build_objective("fgan_js").critic_loss(lambda x: x.sum(1), torch.zeros(4, 2), torch.zeros(3, 2)),
+         ValueError, "must have the same size"),
+    Case("scripts/train_gan.py", "--objective fgan_js --generator_loss proximal", lambda: _script_config(
+         "train_gan", "GANTrainConfig", ["--objective", "fgan_js", "--generator_loss", "proximal"]), ValueError,
+         "generator_loss='proximal' needs a potential critic"),
     # multimodal token streams
     Case("ImageTokens(indices, h, w)", "5 indices on a 2 x 3 grid", lambda: ImageTokens(torch.arange(5), 2, 3), ValueError, "image has 5 tokens but its grid 2 x 3 needs 6"),
     Case("Vocabulary.image_to_tokens", "index 240 of 240 codes", lambda: _lm().vocab.image_to_tokens(torch.tensor([240])),
@@ -156,7 +207,7 @@ CASES: list[Case] = [
          ValueError, "ids must be text token ids in \\[0, 261\\)"),
     Case("StreamLM.from_pretrained", "a weights file of another model", lambda: _lm_from_another_model(_scratch()),
          ValueError, "holds a 'Classifier', not a 'StreamLM'"),
-    Case("scripts/train_lm.py", "--positions rope3d", lambda: _lm_config(["--positions", "rope3d"]), ValueError,
+    Case("scripts/train_lm.py", "--positions rope3d", lambda: _script_config("train_lm", "LMTrainConfig", ["--positions", "rope3d"]), ValueError,
          "positions='rope3d' is not supported"),
     # data and metrics
     Case("build_image_dataset", "name='imagenet'", lambda: build_image_dataset("imagenet"),
