@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, grid_scale, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, save_scatter, score_samples,
+    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, save_scatter, score_samples,
 )
 from genlab.flows.networks import load_velocity_net  # noqa: E402
 from genlab.metrics.protocol import library_versions  # noqa: E402
@@ -139,14 +139,13 @@ def main(argv: list[str] | None = None) -> dict:
         save_scatter(samples, out / "scatter.png", f"{args.solver} ({nfe} NFE)")
     else:
         save_images(samples, labels, out / "images")
-        scale = grid_scale(net.data_shape[-1])
         if classes:
             per = min(args.per_class, args.num_samples // classes)
-            save_grid(class_grid(samples, labels, classes, per), out / "grid.png", nrow=per, scale=scale)
+            save_grid(class_grid(samples, labels, classes, per), out / "grid.png", nrow=per)
             for c in range(classes):
-                save_grid(samples[labels == c][:max(per, 8)], out / f"grid_class_{c}.png", nrow=8, scale=scale)
+                save_grid(samples[labels == c][:max(per, 8)], out / f"grid_class_{c}.png", nrow=8)
         else:
-            save_grid(samples[:64], out / "grid.png", nrow=8, scale=scale)
+            save_grid(samples[:64], out / "grid.png", nrow=8)
     record = score(dataset, samples, labels, cfg, args, protocol)
     write_text_atomic(out / "score.json", json.dumps(record, indent=1))
     extra = ", ".join(f"{k} {v:.4g}" for k, v in record["extra"].items() if isinstance(v, float))

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         result.update(toy2d_scores(samples, dataset, seed=args.seed))
         print(json.dumps(result))
     else:
-        save_grid(samples[: args.grid], out / "samples" / "grid.png", nrow=8, scale=2)
+        save_grid(samples[: args.grid], out / "samples" / "grid.png", nrow=8)
         write_images(samples, out / "samples" / "images")
         score = score_images(samples, dataset, args.metric, args.inception_weights, args.seed)
         if score is not None:

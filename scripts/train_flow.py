@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from genlab.data import TOY2D, Toy2D, build_image_dataset  # noqa: E402
 from genlab.flows import CouplingDataset, TIME_DISTRIBUTIONS, flow_matching_loss, sample_times, straightness  # noqa: E402
 from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, grid_scale, integrate, noise_and_labels, parse_solver, save_scatter, score_samples,
+    class_grid, integrate, noise_and_labels, parse_solver, save_scatter, score_samples,
 )
 from genlab.flows.networks import (  # noqa: E402
     WEIGHTS_KIND, FlowNetConfig, build_velocity_net, drop_labels, velocity_net_metadata,
@@ -169,8 +169,7 @@ def evaluate(run: Run, cfg: FlowTrainConfig, ema_net, shape, num_classes: int, s
         else:
             per_class = min(cfg.grid_per_class, cfg.eval_samples // max(num_classes, 1))
             grid = class_grid(samples, labels[:cfg.eval_samples], num_classes, per_class) if num_classes else samples[:64]
-            save_grid(grid, run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=per_class if num_classes else 8,
-                      scale=grid_scale(shape[-1]))
+            save_grid(grid, run.path("samples", f"grid_{tag}_{step:08d}.png"), nrow=per_class if num_classes else 8)
     if cfg.straightness_steps and run.is_main:
         n = min(64, cfg.eval_samples)
         xs = x0[:n].to(acc.device)

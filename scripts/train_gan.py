@@ -146,7 +146,7 @@ def evaluate(run: Run, cfg: GANTrainConfig, generator, step: int, final: bool) -
             reference = Toy2D(cfg.dataset, len(samples), seed=cfg.seed + 777).points
             scatter_plot(samples, reference, run.path("samples", f"scatter_{step:08d}.png"), f"{cfg.objective}, step {step}")
         else:
-            save_grid(samples[: cfg.grid_images], run.path("samples", f"grid_{step:08d}.png"), nrow=8, scale=2)
+            save_grid(samples[: cfg.grid_images], run.path("samples", f"grid_{step:08d}.png"), nrow=8)
             if cfg.dataset == "digits":
                 score = digits_scores(samples, seed=cfg.seed)
                 metrics = {"fd_digits_cnn": score.value, **{k: v for k, v in score.extra.items() if isinstance(v, float)}}

@@ -115,11 +115,6 @@ def save_scatter(points: Tensor, path: str | Path, title: str = "", reference: T
     return path
 
 
-def grid_scale(image_size: int) -> int:
-    """Pixel enlargement that shows an image about 32 pixels wide in a grid (8x8 digits: 4)."""
-    return max(1, 32 // image_size)
-
-
 def class_grid(samples: Tensor, labels: Tensor, num_classes: int, per_class: int) -> Tensor:
     """Reorder samples into rows of one class each: ``(num_classes * per_class, C, H, W)``."""
     rows = []
@@ -162,5 +157,5 @@ def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], path: str | 
     return path
 
 
-__all__ = ["class_grid", "grid_scale", "integrate", "noise_and_labels", "parse_solver", "plot_quality_vs_nfe", "save_scatter",
+__all__ = ["class_grid", "integrate", "noise_and_labels", "parse_solver", "plot_quality_vs_nfe", "save_scatter",
            "score_samples", "solver_nfe"]
