@@ -1,4 +1,4 @@
-"""Tiny helpers shared by every module: argument checks that raise clear errors."""
+"""Tiny helpers shared by every module: argument checks that raise clear errors, image rounding."""
 
 from __future__ import annotations
 
@@ -37,3 +37,8 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
     return value
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Images in ``[-1, 1]`` -> uint8 ``[0, 255]``, rounded to nearest (``127.5 (x + 1)``), never truncated."""
+    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)

@@ -21,15 +21,11 @@ import torch
 from torch import Tensor
 
 from genlab.metrics.protocol import Score, library_versions
+from genlab.utils import to_uint8
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 UNBIASED_SAMPLES = 10_000
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """``[-1, 1]`` floats -> uint8 ``[0, 255]``, rounded to nearest (``127.5 (x + 1)``)."""
-    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def find_inception_weights(path: str | os.PathLike | None = None) -> Path:

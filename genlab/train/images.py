@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from genlab.train.io import atomic_path
-
-
-def to_uint8(images: Tensor) -> Tensor:
-    """``(B, C, H, W)`` floats in ``[-1, 1]`` -> uint8 in ``[0, 255]``, rounded to nearest."""
-    return images.detach().float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+from genlab.utils import to_uint8
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int = 8, padding: int = 2, scale: int | None = None) -> Path:
