@@ -1,7 +1,8 @@
-"""train_fsq.py end to end on a tiny model: files written, resume is exact, two processes,
-and bad configs fail with a clear message."""
+"""train_fsq.py end to end on a tiny model: files written, resume is exact, two processes, a
+diverging loss stops cleanly, and bad configs fail with a clear message."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from safetensors.torch import load_file
 
 from genlab.data import PhotoPatches
 from genlab.tokenizers import ImageTokenizer
+from genlab.train import verify_checkpoint
 from tests.scripts.conftest import TWO_PROCESSES, kill_after_checkpoint, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "256", "--log_every", "1",
@@ -63,6 +65,17 @@ def test_existing_run_is_never_overwritten_silently(tmp_path, script):
     run_script(args, tmp_path)
     proc = run_script(args, tmp_path, check=False)
     assert proc.returncode != 0 and "Pass --resume to continue it, --overwrite" in proc.stderr
+
+
+def test_diverging_loss_stops_with_step_and_keeps_the_last_checkpoint(tmp_path, script):
+    proc = run_script([script("train_fsq.py"), *TINY, "--max_steps", "5", "--ckpt_every", "1", "--lr", "1e30",
+                       "--name", "nan", "--output_dir", str(tmp_path)], tmp_path, check=False)
+    stopped = re.search(r"FloatingPointError: loss '\w+' became (nan|inf|-inf) at step (\d+)", proc.stderr)
+    assert proc.returncode != 0 and stopped, proc.stderr[-2000:]
+    last_good = int(stopped.group(2)) - 1
+    checkpoints = sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir())
+    assert checkpoints[-1] == f"step_{last_good:08d}" and verify_checkpoint(tmp_path / "nan" / "checkpoints" / checkpoints[-1])
+    assert not (tmp_path / "nan" / "weights").exists() or not any((tmp_path / "nan" / "weights").iterdir())
 
 
 @pytest.mark.parametrize("argv, message", [
