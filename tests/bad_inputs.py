@@ -187,7 +187,7 @@ CASES: list[Case] = [
     Case("FDivergence(key)", "'chi'", lambda: FDivergence("chi"), ValueError, "unknown divergence 'chi'"),
     Case("build_objective(name)", "'wgan'", lambda: build_objective("wgan"), ValueError, "unknown objective 'wgan'"),
     Case("objective.critic_loss", "a critic that outputs NaN",
-         lambda: build_objective("wgan_gp").critic_loss(lambda x: torch.full((len(x),), float("nan")), torch.zeros(4, 2),
+         lambda: build_objective("wgan_gp").critic_loss(lambda x: x.sum(1) * float("nan"), torch.zeros(4, 2),
                                                         torch.zeros(4, 2)), NonFiniteCriticError, "NaN or Inf .* the critic diverged"),
     Case("objective.critic_loss", "4 real and 3 fake samples",
          lambda: build_objective("fgan_js").critic_loss(lambda x: x.sum(1), torch.zeros(4, 2), torch.zeros(3, 2)),

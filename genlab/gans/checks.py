@@ -13,15 +13,15 @@ class NonFiniteCriticError(ValueError):
     """
 
 
-def check_scores(name: str, scores: Tensor) -> Tensor:
-    """Critic outputs ``(B,)`` or ``(B, 1)`` -> ``(B,)``; raise on another shape or on NaN/Inf."""
+def check_scores(name: str, scores: Tensor, finite: bool = True) -> Tensor:
+    """Critic outputs ``(B,)`` or ``(B, 1)`` -> ``(B,)``; raise on another shape or (``finite``) on NaN/Inf."""
     if not isinstance(scores, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of critic outputs; got {type(scores).__name__}")
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
     if scores.ndim != 1 or len(scores) == 0:
         raise ValueError(f"{name} must hold one critic output per sample, shape (B,) or (B, 1); got {tuple(scores.shape)}")
-    if not torch.isfinite(scores.detach()).all():
+    if finite and not torch.isfinite(scores.detach()).all():
         bad = (~torch.isfinite(scores.detach())).sum().item()
         raise NonFiniteCriticError(f"{name} contains NaN or Inf ({bad} of {len(scores)} values): the critic diverged")
     return scores

@@ -117,15 +117,18 @@ class GradientPenaltyCritic:
         """
         x_t = interpolate(real, fake, t).requires_grad_(True)
         b = real.shape[0]
-        scores = check_scores("critic output", critic(torch.cat([real.detach(), fake.detach().to(real.dtype)])))
+        scores = check_scores("critic output", critic(torch.cat([real.detach(), fake.detach().to(real.dtype)])), finite=False)
         d_real, d_fake = wide(scores[:b]), wide(scores[b:])
-        d_t = check_scores("critic output on the interpolates", critic(x_t))
+        d_t = check_scores("critic output on the interpolates", critic(x_t), finite=False)
         grad = _grad_of_scores(d_t, x_t, scaler, create_graph=True)
+        sq_norm = wide(grad.detach()).flatten(1).pow(2).sum(1)
         penalty = self.penalty(grad)
         wasserstein = d_real.mean() - d_fake.mean()
         loss = -wasserstein + self.gp_weight * penalty.mean()
-        stats = {"wasserstein": wasserstein.detach(), "gp": penalty.mean().detach(),
-                 "grad_norm": grad.detach().flatten(1).norm(dim=1).mean()}
+        if not torch.isfinite(loss.detach()):  # one host sync per step; name the culprit only on failure
+            check_scores("critic output", scores)
+            check_scores("critic output on the interpolates", d_t)
+        stats = {"wasserstein": wasserstein.detach(), "gp": penalty.mean().detach(), "grad_norm": sq_norm.sqrt().mean()}
         return loss, stats
 
     @staticmethod
