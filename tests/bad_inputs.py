@@ -113,11 +113,13 @@ def _identity(x, t):
     return x
 
 
-def _scratch():
+def _in_scratch(make_and_load):
+    """Run ``make_and_load(folder)`` in a temporary folder that is removed afterwards."""
     import tempfile
     from pathlib import Path
 
-    return Path(tempfile.mkdtemp(prefix="genlab-bad-input-"))
+    with tempfile.TemporaryDirectory(prefix="genlab-bad-input-") as folder:
+        return make_and_load(Path(folder))
 
 
 CASES: list[Case] = [
@@ -152,9 +154,9 @@ CASES: list[Case] = [
          ValueError, "expects image_channels=3"),
     Case("ImageTokenizer.decode", "indices of shape (16,)", lambda: _tokenizer().decode(torch.zeros(16, dtype=torch.long)),
          ValueError, "indices must be \\(B, h, w\\)"),
-    Case("ImageTokenizer.from_pretrained", "a weights file of another model", lambda: _weights_of_another_model(_scratch()),
+    Case("ImageTokenizer.from_pretrained", "a weights file of another model", lambda: _in_scratch(_weights_of_another_model),
          ValueError, "holds a 'Classifier', not an 'ImageTokenizer'"),
-    Case("ImageTokenizer.from_pretrained", "a truncated weights file", lambda: _truncated_weights(_scratch()),
+    Case("ImageTokenizer.from_pretrained", "a truncated weights file", lambda: _in_scratch(_truncated_weights),
          ValueError, "not a readable safetensors file|corrupt or truncated"),
     # configs (every training script parses its config this way)
     Case("scripts/train_*.py", "--levls [8,5] (a misspelled key)", lambda: _config(["--levls", "[8,5]"]), ValueError,
@@ -205,7 +207,7 @@ CASES: list[Case] = [
          ValueError, "> the model's context 64"),
     Case("ByteTokenizer.decode", "id 261 (past the specials)", lambda: ByteTokenizer().decode([261]),
          ValueError, "ids must be text token ids in \\[0, 261\\)"),
-    Case("StreamLM.from_pretrained", "a weights file of another model", lambda: _lm_from_another_model(_scratch()),
+    Case("StreamLM.from_pretrained", "a weights file of another model", lambda: _in_scratch(_lm_from_another_model),
          ValueError, "holds a 'Classifier', not a 'StreamLM'"),
     Case("scripts/train_lm.py", "--positions rope3d", lambda: _script_config("train_lm", "LMTrainConfig", ["--positions", "rope3d"]), ValueError,
          "positions='rope3d' is not supported"),
