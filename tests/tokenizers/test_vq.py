@@ -369,7 +369,7 @@ def test_bad_inputs():
 
 def test_readme_snippet_runs():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## VQ-VAE that does not collapse"):]
+    section = readme[readme.index("VQ-VAE that does not collapse\n"):]
     code = section[section.index("```python") + len("```python"):section.index("```\n", section.index("```python") + 9)]
     scope = {"torch": torch}
     exec(code, scope)
