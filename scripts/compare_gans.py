@@ -4,7 +4,7 @@
     python scripts/compare_gans.py --jobs 2                          # two runs at a time
     python scripts/compare_gans.py --objectives wgan_gp,reflow --seeds 0 --toy_steps 300 --digits_steps 0 --out runs/quick
 
-**2-D protocol** (spec §8, ``genlab.metrics.toy2d``): 25 gaussians on the grid ``{-4,-2,0,2,4}²`` with
+**2-D protocol** (Unrolled GAN / VEEGAN / PacGAN, ``genlab.metrics.toy2d``): 25 gaussians on the grid ``{-4,-2,0,2,4}²`` with
 σ = 0.05; for every objective and seed the same MLPs (3 hidden layers of ``--toy_width``, latent 2,
 LeakyReLU), Adam(``--lr``, β = (0.5, 0.9)), batch 256, ``--n_critic`` critic updates per generator
 update and ``--toy_steps`` generator updates; then 2,500 samples from fixed latents. A sample is high
@@ -46,7 +46,7 @@ from genlab.train.io import atomic_path, write_text_atomic  # noqa: E402
 from scripts.sample_gan import load_generator, sample  # noqa: E402
 
 TARGET = {"objectives": ["wgan_gp", "reflow"], "modes": 20, "high_quality": 0.70}  # the acceptance bar
-# every objective with its default settings, plus the generator variants the spec names
+# every objective with its default settings, plus the generator variants of the ReFlow critic and f-GAN
 DEFAULT_ENTRIES = [*OBJECTIVES, "reflow:generator_loss=proximal", "wgan_gp:generator_loss=proximal", "fgan_gan:g_mode=saddle"]
 
 

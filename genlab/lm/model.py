@@ -1,4 +1,4 @@
-"""Decoder-only Transformer over mixed text/image token streams (RoPE-Tie positions, blocks.md §3).
+"""Decoder-only Transformer over mixed text/image token streams (RoPE-Tie positions, Su kexue.fm 10040).
 
 Token embedding -> :class:`genlab.nn.transformer.Transformer` (attention or GAU blocks, causal,
 2-axis rotary embedding with the alternating allocation, so text on the diagonal is exactly

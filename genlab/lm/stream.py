@@ -3,7 +3,7 @@
 A stream is ``BOS text BEGIN_IMAGE i_1 ... i_hw END_IMAGE text ... EOS``: text as byte ids, each
 image as its tokenizer indices in raster order, shifted into their own id range after the text
 ids (:class:`Vocabulary`). ``BEGIN_IMAGE``/``END_IMAGE`` are text tokens. Every token gets a
-2-axis position from :func:`genlab.nn.positions.sequence_positions` (blocks.md §3): in
+2-axis position from :func:`genlab.nn.positions.sequence_positions`: in
 ``rope_tie`` mode text sits on the diagonal ``(n, n)``, image patch ``(i, j)`` (1-based) after text
 ending at ``(L, L)`` at ``(L + i (w + 1), L + j (h + 1))`` and the text after it continues at
 ``L + (w + 1)(h + 1)``; ``flatten1d`` numbers every token 1-D; ``rope_tv`` is RoPE-Tie v2.
@@ -256,7 +256,7 @@ def loss_mask(batch: StreamBatch, on: str = "all") -> Tensor:
 
 
 class PositionCounter:
-    """Positions of tokens appended one at a time, one counter per sequence (blocks.md §3.4).
+    """Positions of tokens appended one at a time, one counter per sequence.
 
     Text tokens take ``(p, p)`` and advance ``p`` by one; after ``BEGIN_IMAGE`` the next ``h * w``
     tokens must be image ids and take the image positions of ``mode`` for an image starting at

@@ -1,4 +1,4 @@
-"""Positions of every token in a stream that mixes text and images (blocks.md §3).
+"""Positions of every token in a stream that mixes text and images (RoPE-Tie, Su kexue.fm 10040; RoPE-TV, 10352).
 
 A sequence is a list of segments: ``("text", n)`` for ``n`` text tokens and ``("image", h, w)``
 for an ``h x w`` grid of image tokens in raster order. Positions have two axes (rows, columns)

@@ -49,7 +49,7 @@ ALLOCATIONS = ["alternating", "blocked", "axial"]
 
 
 def axis_allocation(dim: int, n_axes: int, allocation: str = "alternating") -> Tensor:
-    """Which position axis each of the ``dim/2`` pairs reads (RoPE-2D allocations, blocks.md §2).
+    """Which position axis each of the ``dim/2`` pairs reads (RoPE-2D allocations, Su kexue.fm 8397 and 10040).
 
     ``alternating``: pair ``i`` reads axis ``i mod n_axes`` (Su 10352); ``blocked`` and ``axial``:
     contiguous blocks of pairs per axis (Qwen M-RoPE sections; rotary-embedding-torch's axial layout).

@@ -3,7 +3,7 @@
 * Pre-Norm: ``x <- alpha x + F(Norm(x))``; the stack ends with a final norm.
 * Post-Norm: ``x <- Norm(alpha x + F(x))`` (Su's choice and GAU-alpha's; needs warm-up or DeepNet
   scaling to train deep stacks).
-* DeepNet (Wang et al. 2022; Su 8978, blocks.md §11.2): the residual weight ``alpha`` and an init
+* DeepNet (Wang et al. 2022; Su 8978): the residual weight ``alpha`` and an init
   gain ``lambda`` on the residual-branch matrices (value/output projections and the MLP; GAU's
   ``U``, ``V`` and output) from the number ``M`` of residual sublayers (``2 x depth`` for
   attention + MLP, ``depth`` for GAU) and the optimizer family:

@@ -1,6 +1,6 @@
 """Parameter kinds and optimizer parameter groups, assigned by module type, never by name.
 
-Every parameter gets one of Tiger's kinds (blocks.md §8.1, §10):
+Every parameter gets one of Tiger's kinds (Su, kexue.fm 9512):
 
 * ``matrix``: weights of linear and convolution layers and any other tensor with ``ndim >= 2``;
 * ``embedding``: ``nn.Embedding`` tables (Tiger scales their step per row);

@@ -1,4 +1,4 @@
-"""Tiger: "Tight-fisted Optimizer" (Su 9512; bojone/tiger ``tiger.py``), blocks.md §8.
+"""Tiger: "Tight-fisted Optimizer" (Su 9512; bojone/tiger ``tiger.py``).
 
 Lion with ``beta1 = beta2 = beta`` and a per-tensor relative learning rate:
 

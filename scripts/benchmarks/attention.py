@@ -1,4 +1,4 @@
-"""Two GAU layers vs one attention + MLP block (about the same parameters, blocks.md §6.5), causal
+"""Two GAU layers vs one attention + MLP block (about the same parameters, FLASH §2), causal
 forward+backward at several sequence lengths. The "peer" column is genlab's attention block."""
 
 from __future__ import annotations

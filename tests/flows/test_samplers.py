@@ -12,7 +12,7 @@ from genlab.flows import METHODS, guidance_scale_from_w, sample, uniform_grid, w
 from genlab.flows.samplers import FIXED_METHODS
 from tests.flows.gaussian1d import MU, S, TARGET, v_reflow, v_star, x0
 
-# The spec's table: samples of x_0 = [-1, 0, 1] after N steps (x_0 = 0 maps to 3 by symmetry).
+# Hand-computed table: samples of x_0 = [-1, 0, 1] after N steps (x_0 = 0 maps to 3 by symmetry).
 TABLE = {
     ("euler", 1): [3, 3, 3], ("euler", 2): [2.2, 3, 3.8], ("euler", 4): [1.63784, 3, 4.36216],
     ("euler", 10): [1.27687, 3, 4.72313], ("euler", 100): [1.02942, 3, 4.97058],

@@ -13,7 +13,7 @@ from genlab.gans import DIVERGENCES, FDivergence, NonFiniteCriticError
 
 F64 = torch.float64
 
-# spec §1.5: closed forms at test points (checked there against a NumPy reference)
+# closed forms at test points (checked against a NumPy reference)
 SPEC_POINTS = [("kl", 1.5, 1.648721), ("reverse_kl", -2.0, -1.693147), ("pearson", -1.5, -0.9375),
                ("neyman", 0.7, 0.904555), ("hellinger", 0.7, 2.333333), ("js", 0.6, 1.726639),
                ("gan", -0.69, 0.696304), ("gan", -0.1, 2.352168)]

@@ -1,4 +1,4 @@
-"""Likelihood-ratio objectives: the validator recovers ω(r) for the spec's examples and rejects pairs
+"""Likelihood-ratio objectives: the validator recovers ω(r) for the paper's examples and rejects pairs
 that break the construction; the original GAN's trained logit is log(q/p); losses and bad input."""
 
 import math
@@ -11,7 +11,7 @@ from genlab.gans import EXAMPLES, LikelihoodRatioGAN, NonFiniteCriticError, chec
 
 F64 = torch.float64
 
-OMEGA = {  # ω(r), the maximiser of φ(t) + rψ(t), in closed form (spec §2.2, §2.4)
+OMEGA = {  # ω(r), the maximiser of φ(t) + rψ(t), in closed form (Basioti & Moustakides 2020; Su kexue.fm 7210)
     "gan": lambda r: r.log(),
     "gan_probability": lambda r: r / (1 + r),
     "exponential": lambda r: 0.5 * r.log(),

@@ -1,4 +1,4 @@
-"""Gradient-penalty critics: the spec's analytic cases (linear critics, one-step equivalence, the ratio
+"""Gradient-penalty critics: analytic cases (linear critics, one-step equivalence, the ratio
 test), per-sample interpolation, mixed precision (bf16 autocast, fp16 with a GradScaler) and bad input."""
 
 import math

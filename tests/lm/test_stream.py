@@ -14,7 +14,7 @@ vocab = Vocabulary(image_codebook_size=10)
 
 
 def test_rope_tie_positions_of_a_text_image_text_stream_by_hand():
-    # blocks.md §3.1: text 0..4 (L = 4), h = 2, w = 3 -> s = w + 1 = 4, t = h + 1 = 3.
+    # RoPE-Tie (kexue.fm 10040): text 0..4 (L = 4), h = 2, w = 3 -> s = w + 1 = 4, t = h + 1 = 3.
     s = StreamBuilder(vocab, "rope_tie").build(["abc", ImageTokens(torch.arange(6), 2, 3), "de"], eos=False)
     assert s.tokens.tolist() == [T.BOS, 97, 98, 99, T.BEGIN_IMAGE, *range(261, 267), T.END_IMAGE, 100, 101]
     expected = [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4),
@@ -30,7 +30,7 @@ def test_rope_tie_positions_of_a_text_image_text_stream_by_hand():
 def test_rope_tv_and_flatten_positions_by_hand():
     items = ["abc", ImageTokens(torch.arange(6), 2, 3), "de"]
     tv = StreamBuilder(vocab, "rope_tv").build(items, eos=False).positions.T.tolist()
-    assert tv[5:11] == [[7, 6.5], [7, 7.5], [7, 8.5], [8, 6.5], [8, 7.5], [8, 8.5]]  # blocks.md §3.2
+    assert tv[5:11] == [[7, 6.5], [7, 7.5], [7, 8.5], [8, 6.5], [8, 7.5], [8, 8.5]]  # RoPE-TV (kexue.fm 10352)
     assert tv[11] == [11, 11]
     flat = StreamBuilder(vocab, "flatten1d").build(items, eos=False).positions
     assert torch.equal(flat, torch.arange(14.0).expand(2, 14))

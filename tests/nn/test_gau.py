@@ -1,5 +1,5 @@
 """GAU: the GLU and single-head-attention limits, softmax_plus (valid keys only, floor 16, equal to
-softmax at train_len), relu^2/n written out, the parameter budget of blocks.md §6.5, init scale."""
+softmax at train_len), relu^2/n written out, the parameter budget of FLASH, init scale."""
 
 import math
 
@@ -75,7 +75,7 @@ def test_relu2_is_written_out_relu_squared_over_valid_keys():
 
 
 def test_parameter_budget_two_gau_layers_about_one_transformer_block():
-    """blocks.md §6.5 at d = 768, s = 128, e = 2d."""
+    """FLASH's budget at d = 768, s = 128, e = 2d."""
     d, s, e = 768, 128, 1536
     with torch.device("meta"):  # shapes only
         gau, block = GAU(d, qk_dim=s), TransformerBlock(d, heads=12)

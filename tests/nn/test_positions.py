@@ -1,4 +1,4 @@
-"""Stream positions (RoPE-Tie v1, RoPE-TV v2, flatten): the spec's worked examples, pure text ==
+"""Stream positions (RoPE-Tie v1, RoPE-TV v2, flatten): worked examples from Su's posts, pure text ==
 RoPE-1D in every mode, symmetry and equivalence, translation invariance, decoding positions,
 padded batches; RoPE-2D allocations."""
 
@@ -14,7 +14,7 @@ def _pairs(pos):
 
 
 def test_rope_tie_worked_example():
-    """blocks.md §3.1: text 0..4, an h=2 x w=3 image, two more text tokens."""
+    """RoPE-Tie (kexue.fm 10040): text 0..4, an h=2 x w=3 image, two more text tokens."""
     pos, nxt = sequence_positions([("text", 5), ("image", 2, 3), ("text", 2)], "rope_tie")
     assert _pairs(pos[:, 5:11]) == [(8, 7), (8, 10), (8, 13), (12, 7), (12, 10), (12, 13)]
     assert _pairs(pos[:, 11:]) == [(16, 16), (17, 17)] and nxt == 18
@@ -22,7 +22,7 @@ def test_rope_tie_worked_example():
 
 
 def test_rope_tv_worked_example():
-    """blocks.md §3.2: same stream, RoPE-TV."""
+    """RoPE-TV (kexue.fm 10352): the same stream."""
     pos, nxt = sequence_positions([("text", 5), ("image", 2, 3), ("text", 2)], "rope_tv")
     assert _pairs(pos[:, 5:11]) == [(7, 6.5), (7, 7.5), (7, 8.5), (8, 6.5), (8, 7.5), (8, 8.5)]
     assert _pairs(pos[:, 11:]) == [(11, 11), (12, 12)] and nxt == 13
@@ -88,7 +88,7 @@ def test_bad_segments_fail_clearly():
         sequence_positions([("text", 3)], "mrope3")
 
 
-# --- RoPE-2D allocations (blocks.md §2) ---------------------------------------------------------
+# --- RoPE-2D allocations ---------------------------------------------------------
 
 def _scores2d(rope, q, k, a, b):
     return (rope(q[None], torch.tensor(a, dtype=torch.float32)[:, None]) * rope(k[None], torch.tensor(b, dtype=torch.float32)[:, None])).sum()

@@ -131,7 +131,7 @@ def _update_ratio(depth, deepnet):
 
 @pytest.mark.parametrize("family", ["adam", "lamb"])
 def test_deepnet_branch_starts_small_and_shrinks_with_depth(family):
-    """At init a Post-Norm block moves x by about lambda^2 / alpha (blocks.md §11.2)."""
+    """At init a Post-Norm block moves x by about lambda^2 / alpha (DeepNet, Wang et al. 2022)."""
     ratios = {}
     for depth in (3, 12):
         alpha, lam = deepnet_constants(2 * depth, "post", family)
@@ -171,7 +171,7 @@ def test_bad_arguments_fail_clearly():
 
 
 def test_deep_post_norm_stack_trains_without_warmup_under_tiger():
-    """blocks.md §11.2: 48 Post-Norm blocks with the LAMB/Tiger DeepNet constants, full lr from step 0."""
+    """DeepNet: 48 Post-Norm blocks with the LAMB/Tiger DeepNet constants, full lr from step 0."""
     from genlab.optim import Tiger, param_groups
 
     torch.manual_seed(0)

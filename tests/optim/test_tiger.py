@@ -1,4 +1,4 @@
-"""Tiger: the reference pseudo-code of blocks.md §8.4 (transcribed from bojone/tiger), foreach ==
+"""Tiger: the reference pseudo-code of bojone/tiger, foreach ==
 loop bitwise, Lion with beta1 = beta2 when the per-parameter rules are off, accumulation inside
 the momentum == the mean gradient == Accelerate's accumulation, the NaN/Inf guard with an injected
 NaN and an injected Inf, per-kind learning rates, the embedding anomaly and lazy rows, the
@@ -55,7 +55,7 @@ def _run(opt_fn, grads_seq, dtype, wd=0.01):
 
 
 def reference(grads_seq, dtype, lr, beta, wd, k=1, shrink=0.99, rms_floor=0.0, nan_only=True):
-    """blocks.md §8.4, one tensor at a time."""
+    """bojone/tiger's update, one tensor at a time."""
     params = [p.detach().clone() for p in _tensors(dtype)]
     ms = [torch.zeros_like(p) for p in params]
     for t, grads in enumerate(grads_seq):

@@ -1,4 +1,4 @@
-"""FSQ: bit-exact equality with vector-quantize-pytorch, the spec's test vectors, round trips,
+"""FSQ: bit-exact equality with vector-quantize-pytorch, hand-computed test vectors, round trips,
 autocast, layouts and bad input."""
 
 import math
@@ -45,7 +45,7 @@ def test_gradient_equals_peer_autograd():
     assert (g != 0).all()  # STE through round: the gradient never vanishes inside the tanh range
 
 
-SPEC_VECTORS = [  # tokenizers.md §1.6: z, codes, index for levels [8, 5, 5, 5]
+SPEC_VECTORS = [  # hand-computed: z, codes, index for levels [8, 5, 5, 5]
     ([0, 0, 0, 0], [0, 0, 0, 0], 500),
     ([0.25, 0.6, -7, 1.2], [0.25, 0.5, -1, 1], 829),
     ([10, 10, 10, 10], [0.75, 1, 1, 1], 999),
@@ -173,7 +173,7 @@ def test_bad_inputs():
         FSQ([8, 5, 5, 5], num_codebooks=0)
 
 
-# ----------------------------------------------------------------------------- other bounds (spec §1.2)
+# ----------------------------------------------------------------------------- other bounds
 
 @pytest.mark.parametrize("levels", [[8, 5, 5, 5], [2, 3, 4, 5], [7, 5, 5, 5, 5]])
 def test_symmetric_bound_equals_peer_preserve_symmetry(levels):

@@ -1,4 +1,4 @@
-"""VectorQuantizer: equivalence with vector-quantize-pytorch, the spec's test vectors, every option
+"""VectorQuantizer: equivalence with vector-quantize-pytorch, hand-computed test vectors, every option
 (EMA / gradient codebook, k-means init, dead-code reset, projections, cosine codes, rotation trick,
 chunked distances), autocast, and bad input."""
 
@@ -162,7 +162,7 @@ def test_dead_codes_are_reset_with_their_ema_state():
     assert vq.cluster_size[2:].tolist() == [2.0, 2.0]  # N = reset_size
     assert torch.equal(vq.embed_avg[2:], new * 2.0)  # m = e * reset_size
 
-    # The spec's check: one more step with no vectors for a reset code keeps it at its new value
+    # Check: one more step with no vectors for a reset code keeps it at its new value
     # (a stale m / N would drag it back to where it died).
     vq2 = VectorQuantizer(2, 3, decay=0.99, dead_code_threshold=0.5)
     with torch.no_grad():
