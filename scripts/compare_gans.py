@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from genlab.data import Toy2D  # noqa: E402
 from genlab.gans import OBJECTIVES  # noqa: E402
-from genlab.train import save_grid  # noqa: E402
-from genlab.train.io import atomic_path, write_text_atomic  # noqa: E402
+from genlab.train import save_figure, save_grid  # noqa: E402
+from genlab.train.io import write_text_atomic  # noqa: E402
 from scripts.sample_gan import load_generator, sample  # noqa: E402
 
 TARGET = {"objectives": ["wgan_gp", "reflow"], "modes": 20, "high_quality": 0.70}  # the acceptance bar
@@ -176,9 +176,7 @@ def toy_figure(out: Path, entries: list[str], seed: int) -> None:
     for ax in list(axes.flat)[len(entries):]:
         ax.axis("off")
     fig.tight_layout()
-    with atomic_path(out / "toy_samples.png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, out / "toy_samples.png")
 
 
 def digits_figure(out: Path, entries: list[str], seed: int) -> None:

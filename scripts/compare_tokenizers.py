@@ -29,6 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from genlab.train import save_figure  # noqa: E402
+
 SIZES = {"2^8": ([8, 6, 5], 256), "2^10": ([8, 5, 5, 5], 1024), "2^12": ([7, 5, 5, 5, 5], 4096)}
 VARIANTS = {  # name -> (script, label, extra arguments given the size)
     "fsq": ("train_fsq.py", "FSQ {levels}", lambda levels, k: ["--levels", json.dumps(levels)]),
@@ -119,8 +123,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

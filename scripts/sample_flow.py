@@ -34,11 +34,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, save_scatter, score_samples,
+    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, score_samples,
 )
 from genlab.flows.networks import load_velocity_net  # noqa: E402
 from genlab.metrics.protocol import library_versions  # noqa: E402
-from genlab.train import save_grid, to_uint8  # noqa: E402
+from genlab.train import save_grid, save_scatter, to_uint8  # noqa: E402
 from genlab.train.config import load_yaml  # noqa: E402
 from genlab.train.io import atomic_path, write_text_atomic  # noqa: E402
 

@@ -29,32 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from genlab.data import TOY2D, Toy2D, build_image_dataset  # noqa: E402
 from genlab.gans import GENERATOR_KIND, NetworkConfig, build_generator  # noqa: E402
 from genlab.gans.networks import network_config_dict  # noqa: E402
-from genlab.train import load_weights, read_weights_metadata, save_grid, write_text_atomic  # noqa: E402
-from genlab.train.io import atomic_path  # noqa: E402
+from genlab.train import load_weights, read_weights_metadata, save_grid, save_scatter, write_text_atomic  # noqa: E402
 
 if TYPE_CHECKING:
     from genlab.metrics import Score
 
 IMAGE_NAME = "{index:05d}.png"
-
-
-def scatter_plot(samples: torch.Tensor, reference: torch.Tensor, path, title: str) -> None:
-    """2-D samples (blue) over reference points (gray), written atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
-    ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.75", label="data")
-    ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:blue", alpha=0.6, label="generated")
-    lim = max(4.5, float(reference.abs().max()) * 1.1)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title)
-    ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def load_generator(path: Path) -> tuple[torch.nn.Module, dict]:
@@ -131,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     if samples.ndim == 2:  # 2-D points
         from genlab.metrics import toy2d_scores
 
-        scatter_plot(samples, Toy2D(dataset, num, seed=args.seed + 777).points, out / "samples" / "scatter.png", str(weights))
+        title = f"{config.get('objective', 'generator')}, {num} samples"
+        save_scatter(samples, out / "samples" / "scatter.png", title, reference=Toy2D(dataset, num, seed=args.seed + 777).points)
         result.update(toy2d_scores(samples, dataset, seed=args.seed))
         print(json.dumps(result))
     else:

@@ -37,12 +37,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from genlab.data import TOY2D, Toy2D, build_image_dataset  # noqa: E402
 from genlab.flows import CouplingDataset, TIME_DISTRIBUTIONS, flow_matching_loss, sample_times, straightness  # noqa: E402
 from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, integrate, noise_and_labels, parse_solver, save_scatter, score_samples,
+    class_grid, integrate, noise_and_labels, parse_solver, score_samples,
 )
 from genlab.flows.networks import (  # noqa: E402
     WEIGHTS_KIND, FlowNetConfig, build_velocity_net, drop_labels, velocity_net_metadata,
 )
-from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, lr_lambda, load_weights, parse_config, save_grid, save_weights  # noqa: E402
+from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, load_weights, lr_lambda, parse_config, save_grid, save_scatter, save_weights  # noqa: E402
 from genlab.train.ema import build_ema  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
 

@@ -34,9 +34,8 @@ from genlab.data import TOY2D, Toy2D, build_image_dataset, sample_toy2d  # noqa:
 from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, NonFiniteCriticError, build_critic, build_generator, build_objective, network_config_dict  # noqa: E402
 from genlab.gans.wgan import proximal_loss, proximal_target  # noqa: E402
 from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores  # noqa: E402
-from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_weights  # noqa: E402
+from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_scatter, save_weights  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
-from scripts.sample_gan import scatter_plot  # noqa: E402
 
 IMAGE_CHANNELS = {"digits": 1, "mnist": 1, "photos": 3, "cifar10": 3, "celeba": 3}
 GENERATOR_LOSSES = ["one_step", "proximal"]
@@ -144,7 +143,7 @@ def evaluate(run: Run, cfg: GANTrainConfig, generator, step: int, final: bool) -
                 if cfg.dataset in ("8gaussians", "25gaussians"):
                     metrics.update(mode_coverage(samples, cfg.dataset))
             reference = Toy2D(cfg.dataset, len(samples), seed=cfg.seed + 777).points
-            scatter_plot(samples, reference, run.path("samples", f"scatter_{step:08d}.png"), f"{cfg.objective}, step {step}")
+            save_scatter(samples, run.path("samples", f"scatter_{step:08d}.png"), f"{cfg.objective}, step {step}", reference=reference)
         else:
             save_grid(samples[: cfg.grid_images], run.path("samples", f"grid_{step:08d}.png"), nrow=8)
             if cfg.dataset == "digits":

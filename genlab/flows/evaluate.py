@@ -88,33 +88,6 @@ def score_samples(dataset: str, samples: Tensor, labels: Tensor | None, toy2d: s
     return {}
 
 
-def save_scatter(points: Tensor, path: str | Path, title: str = "", reference: Tensor | None = None, lim: float = 3.5) -> Path:
-    """A 2-D scatter plot (matplotlib) of ``points (N, 2)``, with optional reference points in grey."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from genlab.train.io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=100)
-    if reference is not None:
-        ax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.8", linewidths=0)
-    ax.scatter(points[:, 0], points[:, 1], s=1, c="tab:blue", linewidths=0)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
 def class_grid(samples: Tensor, labels: Tensor, num_classes: int, per_class: int) -> Tensor:
     """Reorder samples into rows of one class each: ``(num_classes * per_class, C, H, W)``."""
     rows = []
@@ -134,7 +107,7 @@ def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], path: str | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genlab.train.io import atomic_path
+    from genlab.train.images import save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
     for method, points in curves.items():
@@ -150,12 +123,8 @@ def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], path: str | 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
-__all__ = ["class_grid", "integrate", "noise_and_labels", "parse_solver", "plot_quality_vs_nfe", "save_scatter",
-           "score_samples", "solver_nfe"]
+__all__ = ["class_grid", "integrate", "noise_and_labels", "parse_solver", "plot_quality_vs_nfe", "score_samples",
+           "solver_nfe"]

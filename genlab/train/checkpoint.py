@@ -1,6 +1,6 @@
 """Atomic, verified Accelerate checkpoints for resuming a run exactly where it stopped.
 
-A checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` holding Accelerate's state (model,
+A checkpoint is a folder ``checkpoints/step_<8-digit step>/`` holding Accelerate's state (model,
 optimizer, scheduler, RNG states of every process, registered objects) plus ``genlab.json``
 with the step and a sha256 of every file. It is written under a temporary name and renamed by
 the main process once every process has finished, so a folder with the final name is always

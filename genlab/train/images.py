@@ -1,4 +1,4 @@
-"""Image grids written with torchvision, rounding (not truncating) to uint8."""
+"""Image grids (torchvision, rounding to uint8) and matplotlib figures, written atomically."""
 
 from __future__ import annotations
 
@@ -32,3 +32,37 @@ def save_grid(images: Tensor, path: str | Path, nrow: int = 8, padding: int = 2,
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
     return path
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def save_scatter(points: Tensor, path: str | Path, title: str = "", reference: Tensor | None = None,
+                 lim: float | None = None) -> Path:
+    """A 2-D scatter plot of ``points (N, 2)`` (blue) over optional ``reference`` points (grey).
+
+    ``lim`` bounds both axes to ``[-lim, lim]``; by default 1.1x the reference's extent (3.5 without one).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if lim is None:
+        lim = 1.1 * float(reference.abs().max()) if reference is not None and len(reference) else 3.5
+    fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=100)
+    if reference is not None:
+        ax.scatter(reference[:, 0], reference[:, 1], s=1, c="0.75", linewidths=0)
+    ax.scatter(points[:, 0], points[:, 1], s=1, c="tab:blue", linewidths=0)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)

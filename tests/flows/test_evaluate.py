@@ -5,8 +5,9 @@ import torch
 
 from genlab.data import sample_toy2d
 from genlab.flows.evaluate import (
-    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, save_scatter, score_samples, solver_nfe,
+    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, score_samples, solver_nfe,
 )
+from genlab.train import save_scatter
 from tests.flows.gaussian1d import v_star
 
 
