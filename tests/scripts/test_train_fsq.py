@@ -1,5 +1,5 @@
-"""train_fsq.py end to end on a tiny model: files written, resume is exact, two processes, a
-diverging loss stops cleanly, and bad configs fail with a clear message."""
+"""train_fsq.py end to end on a tiny model: files written, resume is exact, a truncated checkpoint is
+named, two processes, a diverging loss stops cleanly, and bad configs fail with a clear message."""
 
 import json
 import re
@@ -76,6 +76,16 @@ def test_diverging_loss_stops_with_step_and_keeps_the_last_checkpoint(tmp_path, 
     checkpoints = sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir())
     assert checkpoints[-1] == f"step_{last_good:08d}" and verify_checkpoint(tmp_path / "nan" / "checkpoints" / checkpoints[-1])
     assert not (tmp_path / "nan" / "weights").exists() or not any((tmp_path / "nan" / "weights").iterdir())
+
+
+def test_resume_from_a_truncated_checkpoint_names_the_file(tmp_path, script):
+    args = [script("train_fsq.py"), *TINY, "--ckpt_every", "1", "--name", "r", "--output_dir", str(tmp_path)]
+    run_script(args + ["--max_steps", "2"], tmp_path)
+    weights = tmp_path / "r" / "checkpoints" / "step_00000002" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    proc = run_script(args + ["--max_steps", "3", "--resume"], tmp_path, check=False)
+    assert proc.returncode != 0 and "model.safetensors' is corrupt or was altered" in proc.stderr, proc.stderr[-2000:]
+    assert "step_00000002" in proc.stderr and not (tmp_path / "r" / "checkpoints" / "step_00000003").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
