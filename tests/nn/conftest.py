@@ -1,13 +1,3 @@
-"""Tiny tensors gain nothing from intra-op threads, and on a busy machine two spinning threads
-per op cost far more than they give: these tests run single-threaded."""
+"""Single-threaded tests (see tests/single_thread.py)."""
 
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.single_thread import one_thread  # noqa: F401 (autouse fixture)
