@@ -32,7 +32,7 @@ from genlab.train import Run, TrainConfig, check_finite_loss, parse_config, save
 @dataclass
 class FeatureNetConfig(TrainConfig):
     name: str = "digits_classifier"
-    epochs: int = 40
+    epochs: int = 40  # max_steps is derived: epochs x (1438 // batch_size) batches
     batch_size: int = 64
     lr: float = 2e-3  # OneCycle peak
     weight_decay: float = 1e-4
