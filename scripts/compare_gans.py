@@ -6,7 +6,7 @@
 
 **2-D protocol** (Unrolled GAN / VEEGAN / PacGAN, ``genlab.metrics.toy2d``): 25 gaussians on the grid ``{-4,-2,0,2,4}²`` with
 σ = 0.05; for every objective and seed the same MLPs (3 hidden layers of ``--toy_width``, latent 2,
-LeakyReLU), Adam(``--lr``, β = (0.5, 0.9)), batch 256, ``--n_critic`` critic updates per generator
+ReLU), Adam(``--lr``, β = (0.5, 0.9)), batch ``--toy_batch``, ``--n_critic`` critic updates per generator
 update and ``--toy_steps`` generator updates; then 2,500 samples from fixed latents. A sample is high
 quality within 3σ of its nearest mode; a mode is covered if it is the nearest mode of one high-quality
 sample; sliced Wasserstein against a fresh reference sample (its noise floor beside it). The table
