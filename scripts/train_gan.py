@@ -2,7 +2,7 @@
 likelihood-ratio game) is chosen by config.
 
     python scripts/train_gan.py --config configs/gans/25gaussians_wgan_gp.yaml     # 2-D, mode coverage
-    python scripts/train_gan.py --config configs/gans/digits_wgan_gp.yaml          # 16 x 16 digits
+    python scripts/train_gan.py --config configs/gans/digits.yaml                  # 8 x 8 digits
     python scripts/train_gan.py --objective fgan_kl --g_mode saddle --name kl       # any objective
     python scripts/train_gan.py --objective reflow --generator_loss proximal --proximal_steps 3
     accelerate launch --multi_gpu --num_processes 2 scripts/train_gan.py --max_steps 200
