@@ -77,6 +77,14 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
 
+@torch.no_grad()
+def held_out_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``model`` on images ``x`` (N, 1, H, W) with labels ``y`` (N,)."""
+    model.eval()
+    device = next(model.parameters()).device
+    return (model(x.to(device)).argmax(1).cpu() == y).float().mean().item()
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(FeatureNetConfig, argv)
     x, y = load_digits_tensors("train", INPUT_SIZE)
@@ -107,17 +115,13 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
         sched.step()
         if i == per_epoch - 1:  # end of an epoch: held-out accuracy
-            model.eval()
-            with torch.no_grad():
-                accuracy = (model(x_test.to(acc.device)).argmax(1).cpu() == y_test).float().mean().item()
+            accuracy = held_out_accuracy(model, x_test, y_test)
             run.log(step, {"loss": loss.detach(), "test_accuracy": accuracy})
             run.print(f"epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy {accuracy:.4f}")
         run.maybe_checkpoint(step)
 
     if start >= cfg.max_steps:  # resumed a finished run: score what was loaded
-        model.eval()
-        with torch.no_grad():
-            accuracy = (model(x_test.to(acc.device)).argmax(1).cpu() == y_test).float().mean().item()
+        accuracy = held_out_accuracy(model, x_test, y_test)
     meta = {"test_accuracy": round(accuracy, 4), "test_images": len(y_test), "input_size": INPUT_SIZE,
             "train": "digits train split (1438), python scripts/train_feature_net.py", "seed": cfg.seed}
     if run.is_main:
