@@ -24,7 +24,7 @@ objective) and ``<out>/digits_grids.png``.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -32,22 +32,51 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+
+from genlab.data import Toy2D
+from genlab.gans import OBJECTIVES
+from genlab.train import parse_config, save_figure, save_grid
+from genlab.train.generators import load_generator
+from genlab.train.generators import sample_generator as sample
+from genlab.train.io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from genlab.data import Toy2D  # noqa: E402
-from genlab.gans import OBJECTIVES  # noqa: E402
-from genlab.train import save_figure, save_grid  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
-from scripts.sample_gan import load_generator, sample  # noqa: E402
 
 TARGET = {"objectives": ["wgan_gp", "reflow"], "modes": 20, "high_quality": 0.70}  # the acceptance bar
 # every objective with its default settings, plus the generator variants of the ReFlow critic and f-GAN
 DEFAULT_ENTRIES = [*OBJECTIVES, "reflow:generator_loss=proximal", "wgan_gp:generator_loss=proximal", "fgan_gan:g_mode=saddle"]
+
+
+@dataclass
+class CompareGANsConfig:
+    """The objectives, seeds and budget of the comparison (see the protocol above)."""
+
+    out: str = "runs/compare_gans"  # output folder (runs/, logs/, comparison.md, comparison.json, figures)
+    objectives: str = ";".join(DEFAULT_ENTRIES)  # semicolon-separated objective[:key=value,...] (extra train_gan.py settings)
+    seeds: str = "0,1,2"  # comma-separated seeds of the 2-D runs (digits use the first)
+    toy_steps: int = 3000  # generator updates of each 2-D run
+    toy_width: int = 128  # hidden width of the 2-D MLPs
+    toy_batch: int = 128  # batch size of the 2-D runs
+    toy_samples: int = 2500  # samples per evaluation (the protocol: 2500)
+    digits_steps: int = 1000  # generator updates of each digits run; 0 skips digits
+    digits_width: int = 16  # DCGAN width of the digits networks
+    n_critic: int = 2  # critic updates per generator update
+    lr: float = 2e-4  # Adam learning rate of both networks, decayed linearly to 0
+    jobs: int = 1  # runs at a time
+
+    def validate(self) -> None:
+        for entry in self.objectives.split(";"):
+            if entry:
+                parse_entry(entry)
+        if not [s for s in self.seeds.split(",") if s]:
+            raise ValueError("--seeds needs at least one seed")
+        if self.jobs < 1:
+            raise ValueError(f"--jobs={self.jobs} must be >= 1")
 
 
 def parse_entry(entry: str) -> tuple[str, list[str]]:
@@ -71,7 +100,7 @@ def run_name(kind: str, entry: str, seed: int) -> str:
 def common_args(args, entry: str, seed: int) -> list[str]:
     objective, extra = parse_entry(entry)
     return ["--objective", objective, "--seed", str(seed), "--lr", str(args.lr), "--betas", "[0.5, 0.9]",
-            "--lr_decay", "true", "--n_critic", str(args.n_critic), "--eval_every", "0", "--ckpt_every", "0",
+            "--schedule", "linear", "--n_critic", str(args.n_critic), "--eval_every", "0", "--ckpt_every", "0",
             "--log_every", "100", *extra]
 
 
@@ -104,9 +133,9 @@ def run_one(argv: list[str], out: Path) -> dict:
     (out / "logs" / f"{name}.log").write_text(proc.stdout[-20000:] + "\n" + proc.stderr[-20000:])
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        print(f"  {name}: FAILED after {time.time() - t0:.0f}s: {last}", flush=True)
+        tqdm.write(f"  {name}: FAILED after {time.time() - t0:.0f}s: {last}")
         return {"failed": last}
-    print(f"  {name}: done in {time.time() - t0:.0f}s", flush=True)
+    tqdm.write(f"  {name}: done in {time.time() - t0:.0f}s")
     return json.loads(results.read_text())
 
 
@@ -192,30 +221,9 @@ def digits_figure(out: Path, entries: list[str], seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/compare_gans")
-    parser.add_argument("--objectives", default=";".join(DEFAULT_ENTRIES),
-                        help="semicolon-separated objective[:key=value,...] (extra train_gan.py settings)")
-    parser.add_argument("--seeds", default="0,1,2", help="seeds of the 2-D runs (digits use the first)")
-    parser.add_argument("--toy_steps", type=int, default=3000)
-    parser.add_argument("--toy_width", type=int, default=128)
-    parser.add_argument("--toy_batch", type=int, default=128)
-    parser.add_argument("--toy_samples", type=int, default=2500, help="samples per evaluation (the protocol: 2500)")
-    parser.add_argument("--digits_steps", type=int, default=1000, help="0 skips digits")
-    parser.add_argument("--digits_width", type=int, default=16)
-    parser.add_argument("--n_critic", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
-    args = parser.parse_args(argv)
+    args = parse_config(CompareGANsConfig, argv, doc=__doc__, prog="compare_gans.py")
     entries = [e for e in args.objectives.split(";") if e]
-    try:
-        for entry in entries:
-            parse_entry(entry)
-    except ValueError as err:
-        parser.error(str(err))
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    if not seeds:
-        parser.error("--seeds needs at least one seed")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -225,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{len(jobs)} runs into {out}", flush=True)
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        finished = list(pool.map(lambda job: run_one(job[2], out), jobs))
+        finished = list(tqdm(pool.map(lambda job: run_one(job[2], out), jobs), total=len(jobs), desc="runs", unit="run",
+                             dynamic_ncols=True))
     toy: dict[str, list[dict]] = {e: [] for e in entries}
     digits: dict[str, list[dict]] = {}
     for (kind, entry, _), result in zip(jobs, finished):
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"ReLU MLPs of width {args.toy_width} (3 hidden layers, latent 2), Adam lr {args.lr} betas (0.5, 0.9) "
                 f"decayed linearly to 0, batch {args.toy_batch}, {args.toy_samples} samples; sliced-W2 noise floor {floor:.3f}")
     report = [f"### 25 gaussians\n\n{protocol}\n\n{toy_md}"]
-    summary = {"toy": toy_summary, "toy_protocol": protocol, "args": vars(args)}
+    summary = {"toy": toy_summary, "toy_protocol": protocol, "args": dataclasses.asdict(args)}
     toy_figure(out, entries, seeds[0])
     if digits:
         digits_md, digits_summary = digits_table(digits)
@@ -256,4 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:  # bad input: a clear message, not a stack trace
+        sys.exit(f"compare_gans.py: error: {err}")

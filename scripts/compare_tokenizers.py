@@ -20,18 +20,20 @@ whole photo test split, milliseconds per training step), ``<output_dir>/results.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tqdm.auto import tqdm
 
-from genlab.train import save_figure  # noqa: E402
+from genlab.train import parse_config, save_figure
+from genlab.train.config import _parse_argv
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = {"2^8": ([8, 6, 5], 256), "2^10": ([8, 5, 5, 5], 1024), "2^12": ([7, 5, 5, 5, 5], 4096)}
 VARIANTS = {  # name -> (script, label, extra arguments given the size)
@@ -42,6 +44,25 @@ VARIANTS = {  # name -> (script, label, extra arguments given the size)
 }
 
 
+@dataclass
+class CompareTokenizersConfig:
+    """The comparison's own keys; any other ``--key value`` goes to every training run."""
+
+    output_dir: str = "runs/compare"  # where the runs, table.md, results.json and comparison.png go
+    sizes: str = ",".join(SIZES)  # comma-separated subset of 2^8, 2^10, 2^12
+    variants: str = ",".join(VARIANTS)  # comma-separated subset of fsq, vq, vq_no_reset
+    jobs: int = 1  # runs at a time (each gets --cpu_threads 1 when > 1)
+    time_rounds: int = 10  # interleaved rounds timing a training step of each model
+
+    def validate(self) -> None:
+        for given, known, flag in ((self.sizes, SIZES, "--sizes"), (self.variants, VARIANTS, "--variants")):
+            unknown = sorted(set(given.split(",")) - set(known))
+            if unknown:
+                raise ValueError(f"{flag}: unknown {unknown}; expected some of {list(known)}")
+        if self.jobs < 1 or self.time_rounds < 1:
+            raise ValueError(f"--jobs={self.jobs} and --time_rounds={self.time_rounds} must be >= 1")
+
+
 def run_one(name: str, script: str, args: list[str], out: Path) -> dict:
     folder = out / name
     if (folder / "results.json").exists():
@@ -50,7 +71,7 @@ def run_one(name: str, script: str, args: list[str], out: Path) -> dict:
     if folder.exists():
         cmd.append("--resume")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
-    print("running:", " ".join(cmd), flush=True)
+    tqdm.write("running: " + " ".join(cmd))
     with open(out / f"{name}.log", "a") as log:
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
@@ -70,9 +91,8 @@ def step_times(names: list[str], scripts: list[str], out: Path, rounds: int) -> 
     from genlab.data import build_image_dataset
     from genlab.tokenizers import build_tokenizer
     from genlab.train import build_optimizer, load_config_file
-    from scripts.benchmarks.timing import interleaved_times
-    from scripts.train_fsq import TokenizerTrainConfig
-    from scripts.train_vqvae import VQVAETrainConfig
+    from genlab.train.timing import interleaved_times
+    from genlab.train.tokenizer import TokenizerTrainConfig, VQVAETrainConfig
 
     steps = {}
     for name, script in zip(names, scripts):
@@ -127,23 +147,17 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output_dir", default="runs/compare")
-    parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated subset of {list(SIZES)}")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets --cpu_threads 1 when > 1)")
-    parser.add_argument("--time_rounds", type=int, default=10, help="interleaved rounds timing a training step of each model")
-    args, passthrough = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    own = set(CompareTokenizersConfig.__dataclass_fields__)
+    files, overrides = _parse_argv([a for a in argv if a not in ("-h", "--help")])
+    args = parse_config(CompareTokenizersConfig, [*(a for a in argv if a in ("-h", "--help")),
+                                                  *(f"--{k}={v}" for k, v in overrides if k in own)],
+                        doc=__doc__, prog="compare_tokenizers.py")
+    passthrough = [a for f in files for a in ("--config", f)] + [a for k, v in overrides if k not in own for a in (f"--{k}", v)]
     sizes, variants = args.sizes.split(","), args.variants.split(",")
-    for given, known, flag in ((sizes, SIZES, "--sizes"), (variants, VARIANTS, "--variants")):
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            parser.error(f"{flag}: unknown {unknown}; expected some of {list(known)}")
-    if args.jobs < 1 or args.time_rounds < 1:
-        parser.error(f"--jobs={args.jobs} and --time_rounds={args.time_rounds} must be >= 1")
-    fixed = sorted({a.lstrip("-").split("=")[0] for a in passthrough} & {"levels", "quantizer_options", "name", "output_dir"})
+    fixed = sorted({k for k, _ in overrides} & {"levels", "quantizer_options", "name"})
     if fixed:
-        parser.error(f"{fixed} are set by the comparison itself; use --sizes, --variants and --output_dir")
+        raise ValueError(f"{fixed} are set by the comparison itself; use --sizes, --variants and --output_dir")
     if args.jobs > 1 and "--cpu_threads" not in passthrough:
         passthrough += ["--cpu_threads", "1"]
     out = Path(args.output_dir)
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     names = [f"{variant}_{size.replace('^', '')}" for size, variant, _, _, _ in plan]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(run_one, name, script, run_args, out) for name, (_, _, _, script, run_args) in zip(names, plan)]
-        results = [f.result() for f in futures]
+        results = [f.result() for f in tqdm(futures, desc="runs", unit="run", dynamic_ncols=True)]
     times = step_times(names, [p[3] for p in plan], out, args.time_rounds)
 
     rows = [{"size": size, "variant": variant, "label": label, **res, "step_seconds": times[name]}
@@ -172,4 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:  # bad input: a clear message, not a stack trace
+        sys.exit(f"compare_tokenizers.py: error: {err}")

@@ -6,7 +6,8 @@
     python scripts/fid.py --a imgs1/ --b imgs2/ --metric fid --inception_weights weights-inception-2015-12-05-6726825d.pth
 
 A source is ``digits[:train|test|all]``, ``photos[:train|test]``, a folder of PNG/JPEG images, or a
-run folder (its ``samples/images/`` against the dataset named in its ``config.yaml``). A sample
+run folder (its ``samples/images/`` against the dataset named in its ``config.yaml``; for a run on
+your own images, ``--dataset folder``, the held-out split of that folder). A sample
 file named ``<index>_<label>.png`` carries its intended class.
 
 Metrics: ``digits`` (default for gray digit images) is the Frechet distance in the feature space
@@ -17,20 +18,38 @@ the standard Inception network, which needs its weights file (never downloaded).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.data import build_image_dataset  # noqa: E402
-from genlab.metrics import Score, digits_scores, inception_scores  # noqa: E402
-from genlab.train.config import load_yaml  # noqa: E402
+from genlab.data import build_image_dataset
+from genlab.metrics import Score, digits_scores, inception_scores
+from genlab.train import parse_config
+from genlab.train.config import load_yaml
+from genlab.train.io import write_text_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+@dataclass
+class FIDConfig:
+    """The two image sets and the metric."""
+
+    a: str = ""  # generated (or first) image set (required): a source, see above
+    b: str = ""  # reference set; empty = the run's dataset (train split, or its folder's held-out split), else digits:train
+    metric: str = ""  # digits | fid; empty = digits for 1-channel images, else fid
+    inception_weights: str = ""  # path to the Inception weights file for --metric fid (never downloaded)
+    image_size: int = 16  # size of embedded digits
+    seed: int = 0  # seeds the noise-floor split
+    json: str = ""  # also write the score and protocol to this file
+
+    def validate(self) -> None:
+        if not self.a:
+            raise ValueError("fid.py needs --a (an image set); see --help")
+        if self.metric not in ("", "digits", "fid"):
+            raise ValueError(f"--metric {self.metric!r} is not supported; expected digits or fid")
 
 
 def load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -59,6 +78,8 @@ def load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
 def load_source(spec: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """``(images, labels or None, description)`` of a source (see the module docstring)."""
     name, _, split = spec.partition(":")
+    if name == "run":
+        return folder_reference(split)
     if name in ("digits", "photos"):
         split = split or ("train" if name == "digits" else "test")
         ds = build_image_dataset(name, split, image_size if name == "digits" else 32)
@@ -76,21 +97,25 @@ def load_source(spec: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor 
 
 
 def run_dataset(spec: str) -> str:
-    """The dataset a run folder was trained on, as a source spec."""
+    """The dataset a run folder was trained on, as a source spec (``run:<folder>`` for a run on an image folder)."""
     cfg = load_yaml(Path(spec) / "config.yaml")
+    if cfg.get("dataset") == "folder":
+        return f"run:{spec}"
     return f"{cfg.get('dataset', 'digits')}:train"
 
 
+def folder_reference(run: str) -> tuple[torch.Tensor, None, str]:
+    """The held-out images of a run trained with ``--dataset folder``, at the run's size and channels."""
+    cfg = load_yaml(Path(run) / "config.yaml")
+    ds = build_image_dataset("folder", "test", cfg["image_size"], root=cfg["data_root"],
+                             channels=cfg.get("image_channels", 3), test_fraction=cfg.get("test_fraction", 0.1),
+                             test_root=cfg.get("test_root", ""), split_seed=cfg.get("seed", 0))
+    images = torch.stack([ds[i][0] for i in range(len(ds))])
+    return images, None, f"{cfg['data_root']} held-out split ({len(images)} images)"
+
+
 def main(argv: list[str] | None = None) -> Score:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--a", required=True, help="generated (or first) image set")
-    parser.add_argument("--b", default=None, help="reference set; default: the run's dataset, else digits:train")
-    parser.add_argument("--metric", choices=["digits", "fid"], default=None, help="default: digits for 1-channel images, else fid")
-    parser.add_argument("--inception_weights", default=None, help="path to the Inception weights file for --metric fid")
-    parser.add_argument("--image_size", type=int, default=16, help="size of embedded digits")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, help="also write the score and protocol to this file")
-    args = parser.parse_args(argv)
+    args = parse_config(FIDConfig, argv, doc=__doc__, prog="fid.py")
 
     b_spec = args.b or (run_dataset(args.a) if (Path(args.a) / "config.yaml").is_file() else "digits:train")
     a, labels, desc_a = load_source(args.a, args.image_size)
@@ -98,17 +123,17 @@ def main(argv: list[str] | None = None) -> Score:
     metric = args.metric or ("digits" if a.shape[1] == 1 and b.shape[1] == 1 else "fid")
     if metric == "digits":
         if a.shape[1] != 1 or b.shape[1] != 1:
-            parser.error("--metric digits needs 1-channel digit images in both sets; use --metric fid for color images")
+            raise ValueError("--metric digits needs 1-channel digit images in both sets; use --metric fid for color images")
         score = digits_scores(a, labels, seed=args.seed, reference=b, reference_name=desc_b)
         score.protocol["set_a"] = desc_a
         print(score)
     else:
-        scores = inception_scores(b, a, args.inception_weights, reference=desc_b)
+        scores = inception_scores(b, a, args.inception_weights or None, reference=desc_b)
         score = scores["fid"]
         print(score)
         print(scores["kid"])
     if args.json:
-        Path(args.json).write_text(score.to_json())
+        write_text_atomic(Path(args.json), score.to_json())
     return score
 
 

@@ -3,6 +3,7 @@
     python scripts/sample_flow.py --run runs/flow_digits                          # heun:10, EMA weights
     python scripts/sample_flow.py --run runs/flow_digits --solver euler:4 --guidance_scale 2
     python scripts/sample_flow.py --run runs/flow_digits --compare                # quality vs NFE, several solvers
+    python scripts/sample_flow.py --run runs/flow_digits --compare --compare_solvers "[euler:1, heun:4, dopri5]"
     python scripts/sample_flow.py --run runs/toy2d_2rf --solver euler:1           # toy2d: scatter plot and SWD
     python scripts/fid.py --a runs/flow_digits                                    # re-score the saved samples
 
@@ -11,7 +12,7 @@ emptied of earlier PNGs first; ``scripts/fid.py`` reads it), ``grid.png`` (one r
 ``grid_class_<c>.png`` for class-conditional runs, ``scatter.png`` and ``samples.safetensors``
 for toy2d, ``score.json`` (metric, value, protocol: samples, reference, solver, measured NFE,
 tolerances, guidance scale, EMA or raw flow weights, seed, versions) and, with ``--compare``,
-``quality_vs_nfe.png`` / ``.json``.
+``quality_vs_nfe.png`` / ``.json``. ``--help`` lists every option.
 
 Scores: digits get FD-digits-cnn (the shipped digits classifier's feature space; never called
 FID) with its noise floor and the classifier's accuracy on the intended classes; color images get
@@ -22,29 +23,58 @@ its noise floor.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.flows.evaluate import (  # noqa: E402
-    class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, score_samples,
-)
-from genlab.flows.networks import load_velocity_net  # noqa: E402
-from genlab.metrics.protocol import library_versions  # noqa: E402
-from genlab.train import save_grid, save_scatter, to_uint8  # noqa: E402
-from genlab.train.config import load_yaml  # noqa: E402
-from genlab.train.io import atomic_path, write_text_atomic  # noqa: E402
+from genlab.flows.evaluate import class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, score_samples
+from genlab.flows.networks import load_velocity_net
+from genlab.metrics.protocol import library_versions
+from genlab.train import parse_config, save_grid, save_scatter, to_uint8
+from genlab.train.config import load_yaml
+from genlab.train.io import atomic_path, write_text_atomic
 
 COMPARE = ["euler:1", "euler:2", "euler:4", "euler:8", "euler:16", "euler:32", "midpoint:1", "midpoint:2", "midpoint:4",
            "midpoint:8", "midpoint:16", "heun:1", "heun:2", "heun:4", "heun:8", "heun:16", "rk4:1", "rk4:2", "rk4:4", "rk4:8",
            "dopri5"]
+
+
+@dataclass
+class SampleFlowConfig:
+    """What to sample from a train_flow.py run, and how."""
+
+    run: str = ""  # a train_flow.py run folder (required)
+    weights: str = "ema"  # 'ema', 'raw', or a path to flow weights
+    solver: str = "heun:10"  # 'method:steps' (euler, midpoint, heun, rk4) or 'dopri5'
+    num_samples: int = 1000  # samples drawn, saved and scored
+    guidance_scale: float = 1.0  # classifier-free guidance s (1 = none)
+    rtol: float = 1e-5  # dopri5 relative tolerance
+    atol: float = 1e-5  # dopri5 absolute tolerance
+    seed: int = 0  # seeds the source noise and labels
+    batch_size: int = 500  # samples integrated together
+    per_class: int = 8  # images per class in the grids
+    out: str = ""  # output folder; empty = <run>/samples
+    inception_weights: str = ""  # Inception weights file for FID on color images (never downloaded)
+    compare: bool = False  # also score every solver of compare_solvers and plot quality against measured NFE
+    compare_solvers: list[str] = field(default_factory=lambda: list(COMPARE))  # solver specs of --compare
+    compare_samples: int = 500  # samples per solver of --compare
+
+    def validate(self) -> None:
+        if not self.run:
+            raise ValueError("sample_flow.py needs --run (a train_flow.py run folder)")
+        if self.num_samples < 2:
+            raise ValueError(f"--num_samples {self.num_samples} must be >= 2")
+        for key in ("batch_size", "per_class", "compare_samples"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"--{key} {getattr(self, key)} must be >= 1")
+        parse_solver(self.solver)
+        for spec in self.compare_solvers:
+            parse_solver(spec)
 
 
 def save_images(samples: torch.Tensor, labels: torch.Tensor | None, folder: Path) -> None:
@@ -80,7 +110,7 @@ def score(dataset: str, samples: torch.Tensor, labels: torch.Tensor | None, cfg:
     try:
         real_set = build_image_dataset(dataset, "train", cfg["image_size"], root=cfg.get("data_root", "data"))
         real = torch.stack([real_set[i][0] for i in range(min(len(real_set), len(samples)))])
-        scores = inception_scores(real, samples.clamp(-1, 1), args.inception_weights, reference=f"{dataset}:train")
+        scores = inception_scores(real, samples.clamp(-1, 1), args.inception_weights or None, reference=f"{dataset}:train")
     except FileNotFoundError as err:
         print(f"FID not computed: {err}")
         return {"metric": "FID", "value": None, "protocol": protocol, "extra": {"unavailable": str(err)}}
@@ -90,25 +120,7 @@ def score(dataset: str, samples: torch.Tensor, labels: torch.Tensor | None, cfg:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="a train_flow.py run folder")
-    parser.add_argument("--weights", default="ema", help="'ema', 'raw', or a path to flow weights")
-    parser.add_argument("--solver", default="heun:10", help="'method:steps' (euler, midpoint, heun, rk4) or 'dopri5'")
-    parser.add_argument("--num_samples", type=int, default=1000)
-    parser.add_argument("--guidance_scale", type=float, default=1.0, help="classifier-free guidance s (1 = none)")
-    parser.add_argument("--rtol", type=float, default=1e-5)
-    parser.add_argument("--atol", type=float, default=1e-5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch_size", type=int, default=500)
-    parser.add_argument("--per_class", type=int, default=8, help="images per class in the grids")
-    parser.add_argument("--out", default=None, help="output folder (default: <run>/samples)")
-    parser.add_argument("--inception_weights", default=None, help="Inception weights file for FID on color images")
-    parser.add_argument("--compare", nargs="*", default=None, help=f"solver specs for the quality-vs-NFE plot (default {COMPARE})")
-    parser.add_argument("--compare_samples", type=int, default=500)
-    args = parser.parse_args(argv)
-    if args.num_samples < 2:
-        parser.error(f"--num_samples {args.num_samples} must be >= 2")
-    parse_solver(args.solver)
+    args = parse_config(SampleFlowConfig, argv, doc=__doc__, prog="sample_flow.py")
 
     run = Path(args.run)
     if not (run / "config.yaml").is_file():
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     net = load_velocity_net(str(weights), device)
     dataset, classes, null = cfg.get("dataset", "digits"), net.num_classes, net.null_label
     if args.guidance_scale != 1 and not classes:
-        parser.error(f"--guidance_scale {args.guidance_scale} needs a class-conditional flow; this one is unconditional")
+        raise ValueError(f"--guidance_scale {args.guidance_scale} needs a class-conditional flow; this one is unconditional")
     out = Path(args.out or run / "samples")
 
     x0, labels = noise_and_labels(args.num_samples, net.data_shape, classes, args.seed)
@@ -153,19 +165,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{record['metric']} = {value} ({extra}) with {args.solver}, {nfe} NFE, guidance {args.guidance_scale}, "
           f"{args.weights} weights, {len(samples)} samples -> {out}")
 
-    if args.compare is not None:
+    if args.compare:
         record["compare"] = compare(net, cfg, dataset, args, device, out)
     return record
 
 
 def compare(net, cfg: dict, dataset: str, args, device, out: Path) -> list[dict]:
     """Score several solvers on the same noise and plot quality against measured NFE."""
-    specs = args.compare or COMPARE
-    for spec in specs:
-        parse_solver(spec)
+    specs = args.compare_solvers
     x0, labels = noise_and_labels(args.compare_samples, net.data_shape, net.num_classes, args.seed + 1)
     rows, curves, floor = [], {}, None
-    for spec in specs:
+    for spec in tqdm(specs, desc="compare solvers", unit="solver", dynamic_ncols=True):
         samples, nfe = integrate(net, x0, labels, spec, guidance_scale=args.guidance_scale, null_label=net.null_label,
                                  batch_size=args.batch_size, device=device, rtol=args.rtol, atol=args.atol)
         scores = score_samples(dataset, samples, labels, cfg.get("toy2d", "8gaussians"), seed=args.seed)
@@ -175,7 +185,7 @@ def compare(net, cfg: dict, dataset: str, args, device, out: Path) -> list[dict]
         floor = scores.get("swd_noise_floor", scores.get("noise_floor"))
         rows.append({"solver": spec, "nfe": nfe, **scores})
         curves.setdefault(parse_solver(spec)[0], []).append((nfe, scores[key]))
-        print(f"{spec:>12}: NFE {nfe:4d}  {key} {scores[key]:.4g}" + (f"  accuracy {scores['accuracy']:.3f}" if "accuracy" in scores else ""))
+        tqdm.write(f"{spec:>12}: NFE {nfe:4d}  {key} {scores[key]:.4g}" + (f"  accuracy {scores['accuracy']:.3f}" if "accuracy" in scores else ""))
     label = "sliced Wasserstein" if dataset == "toy2d" else "FD-digits-cnn"
     plot_quality_vs_nfe(curves, out / "quality_vs_nfe.png", f"{label} (lower is better)", floor)
     protocol = {"samples": args.compare_samples, "guidance_scale": args.guidance_scale, "rtol": args.rtol, "atol": args.atol,

@@ -1,35 +1,34 @@
 """Sample a trained GAN generator: a grid (or a scatter plot for 2-D data), the samples as files, and a
 score with its protocol.
 
-    python scripts/sample_gan.py --run runs/gan_digits                      # 719 digits, grid, FD-digits-cnn
-    python scripts/sample_gan.py --run runs/gan_25gaussians --num 2500      # scatter plot, mode coverage, SWD
+    python scripts/train_gan.py --config configs/gans/digits.yaml             # makes runs/gan_digits
+    python scripts/sample_gan.py --run runs/gan_digits                        # 719 digits, grid, FD-digits-cnn
+    python scripts/train_gan.py --config configs/gans/25gaussians_wgan_gp.yaml   # makes runs/25gaussians_wgan_gp
+    python scripts/sample_gan.py --run runs/25gaussians_wgan_gp --num 2500    # scatter plot, mode coverage, SWD
     python scripts/sample_gan.py --run runs/gan_photos --metric fid --inception_weights pt_inception-2015-12-05.pth
-    python scripts/fid.py --a runs/gan_digits                               # the written samples, read by fid.py
+    python scripts/fid.py --a runs/gan_digits                                 # the written samples, read by fid.py
 
 Writes into the run folder (or ``--out``): ``samples/grid.png`` and ``samples/images/<index>.png``
 (the layout ``scripts/fid.py`` reads) for images, ``samples/scatter.png`` for 2-D data, and
 ``samples/score.json``. Scores: FD-digits-cnn with its noise floor, precision and recall for
 ``digits`` (offline, never called FID); FID/KID against the dataset's test split with ``--metric fid``
 (needs the Inception weights file); sliced Wasserstein, MMD and mode coverage for 2-D data.
+``runs/gan_photos`` stands for any run of ``train_gan.py --dataset photos --name gan_photos``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.data import TOY2D, Toy2D, build_image_dataset  # noqa: E402
-from genlab.gans import GENERATOR_KIND, NetworkConfig, build_generator  # noqa: E402
-from genlab.gans.networks import network_config_dict  # noqa: E402
-from genlab.train import load_weights, read_weights_metadata, save_grid, save_scatter, write_text_atomic  # noqa: E402
+from genlab.data import TOY2D, Toy2D, build_image_dataset
+from genlab.train import parse_config, save_grid, save_scatter, write_text_atomic
+from genlab.train.generators import load_generator, sample_generator
 
 if TYPE_CHECKING:
     from genlab.metrics import Score
@@ -37,24 +36,26 @@ if TYPE_CHECKING:
 IMAGE_NAME = "{index:05d}.png"
 
 
-def load_generator(path: Path) -> tuple[torch.nn.Module, dict]:
-    """The generator stored at ``path`` (a ``GANGenerator`` weights file) and its stored config."""
-    meta = read_weights_metadata(path)
-    if meta["kind"] != GENERATOR_KIND:
-        raise ValueError(f"weights file {str(path)!r} holds a {meta['kind']!r}, not a {GENERATOR_KIND!r}; pass "
-                         "weights/generator.safetensors of a train_gan.py run")
-    config = meta["config"]
-    fields = network_config_dict(NetworkConfig())
-    generator = build_generator(NetworkConfig(**{k: config[k] for k in fields if k in config}))
-    load_weights(generator, path, GENERATOR_KIND)
-    return generator.eval(), config
+@dataclass
+class SampleGANConfig:
+    """What to sample from a train_gan.py generator, and how to score it."""
 
+    run: str = ""  # a train_gan.py run folder (or give --weights)
+    weights: str = ""  # generator weights; empty = <run>/weights/generator.safetensors
+    out: str = ""  # output folder; empty = the run folder
+    num: int = 0  # samples to draw; 0 = 719 for digits, 2500 for 2-D data, else 1000
+    grid: int = 64  # images in the grid
+    seed: int = 0  # seeds the latents
+    metric: str = "auto"  # auto | digits | fid | none
+    inception_weights: str = ""  # Inception weights file for --metric fid (never downloaded)
 
-@torch.no_grad()
-def sample(generator: torch.nn.Module, num: int, latent_dim: int, seed: int, batch_size: int = 512) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(num, latent_dim, generator=g)
-    return torch.cat([generator(chunk).float() for chunk in z.split(batch_size)])
+    def validate(self) -> None:
+        if not self.run and not self.weights:
+            raise ValueError("sample_gan.py needs --run (a run folder) or --weights (a generator weights file)")
+        if self.num < 0:
+            raise ValueError(f"--num must be >= 1 (or 0 for the default); got {self.num}")
+        if self.metric not in ("auto", "digits", "fid", "none"):
+            raise ValueError(f"--metric {self.metric!r} is not supported; expected auto, digits, fid or none")
 
 
 def write_images(images: torch.Tensor, folder: Path) -> None:
@@ -86,27 +87,14 @@ def score_images(images: torch.Tensor, dataset: str, metric: str, weights: str |
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="a train_gan.py run folder")
-    parser.add_argument("--weights", default=None, help="generator weights; default <run>/weights/generator.safetensors")
-    parser.add_argument("--out", default=None, help="output folder; default the run folder")
-    parser.add_argument("--num", type=int, default=None, help="samples to draw; default 719 for digits, 2500 for 2-D, else 1000")
-    parser.add_argument("--grid", type=int, default=64, help="images in the grid")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--metric", default="auto", choices=["auto", "digits", "fid", "none"])
-    parser.add_argument("--inception_weights", default=None, help="Inception weights file for --metric fid")
-    args = parser.parse_args(argv)
-    if args.run is None and args.weights is None:
-        parser.error("pass --run (a run folder) or --weights (a generator weights file)")
+    args = parse_config(SampleGANConfig, argv, doc=__doc__, prog="sample_gan.py")
     weights = Path(args.weights) if args.weights else Path(args.run) / "weights" / "generator.safetensors"
     out = Path(args.out or args.run or weights.parent.parent)
-    if args.num is not None and args.num < 1:
-        parser.error(f"--num must be >= 1; got {args.num}")
 
     generator, config = load_generator(weights)
     dataset = config.get("dataset", "")
     num = args.num or (719 if dataset == "digits" else 2500 if dataset in TOY2D else 1000)
-    samples = sample(generator, num, config["latent_dim"], args.seed)
+    samples = sample_generator(generator, num, config["latent_dim"], args.seed)
     result: dict = {"samples": num, "weights": str(weights), "seed": args.seed}
     if samples.ndim == 2:  # 2-D points
         from genlab.metrics import toy2d_scores
@@ -118,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         save_grid(samples[: args.grid], out / "samples" / "grid.png", nrow=8)
         write_images(samples, out / "samples" / "images")
-        score = score_images(samples, dataset, args.metric, args.inception_weights, args.seed)
+        score = score_images(samples, dataset, args.metric, args.inception_weights or None, args.seed)
         if score is not None:
             print(score)
             result.update({"metric": score.metric, "value": score.value, "protocol": score.protocol, "extra": score.extra})

@@ -15,21 +15,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.lm.captions import label_of, prompt_for  # noqa: E402
-from genlab.lm.generate import Sampling, text_to_image  # noqa: E402
-from genlab.lm.model import StreamLM  # noqa: E402
-from genlab.metrics import digits_features, digits_scores  # noqa: E402
-from genlab.tokenizers import ImageTokenizer  # noqa: E402
-from genlab.train import parse_config, save_grid  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
+from genlab.lm.captions import label_of, prompt_for
+from genlab.lm.generate import Sampling, text_to_image
+from genlab.lm.model import StreamLM
+from genlab.metrics import digits_features, digits_scores
+from genlab.tokenizers import ImageTokenizer
+from genlab.train import parse_config, save_grid
+from genlab.train.io import write_text_atomic
 
 
 @dataclass
@@ -40,12 +37,12 @@ class SampleConfig:
     weights: str = ""  # default <run>/weights/lm.safetensors
     tokenizer: str = ""  # default <run>/weights/tokenizer.safetensors
     prompts: list[str] = field(default_factory=list)  # default: "a handwritten <digit>" for each digit
-    samples_per_prompt: int = 20
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    guidance: float = 3.0
-    seed: int = 0
+    samples_per_prompt: int = 20  # images generated per prompt
+    temperature: float = 1.0  # softmax temperature of the image tokens
+    top_k: int = 0  # keep the k most likely tokens; 0 = all
+    top_p: float = 1.0  # nucleus sampling mass; 1 = off
+    guidance: float = 3.0  # classifier-free guidance scale (1 = none)
+    seed: int = 0  # seeds the sampling generator
     batch_size: int = 200  # prompts sampled together
     out: str = ""  # default <run>/samples/prompts
     device: str = ""  # default cuda when available, else cpu
@@ -65,7 +62,7 @@ def slug(text: str) -> str:
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(SampleConfig, argv)
+    cfg = parse_config(SampleConfig, argv, doc=__doc__, prog="sample_lm.py")
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = StreamLM.from_pretrained(cfg.weights or os.path.join(cfg.run, "weights", "lm.safetensors"), device)
     tok = ImageTokenizer.from_pretrained(cfg.tokenizer or os.path.join(cfg.run, "weights", "tokenizer.safetensors"), device)

@@ -15,22 +15,20 @@ ends with the same weights.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.data import load_digits_tensors  # noqa: E402
-from genlab.metrics.features import DEFAULT_WEIGHTS, INPUT_SIZE, WEIGHTS_KIND, DigitsClassifier  # noqa: E402
-from genlab.train import Run, TrainConfig, check_finite_loss, parse_config, save_weights  # noqa: E402
+from genlab.data import load_digits_tensors
+from genlab.metrics.features import DEFAULT_WEIGHTS, INPUT_SIZE, WEIGHTS_KIND, DigitsClassifier
+from genlab.train import Run, TrainConfig, check_finite_loss, parse_config, save_weights
 
 
 @dataclass
 class FeatureNetConfig(TrainConfig):
+    """The digits classifier's training; its schedule is OneCycle over ``epochs`` (fixed)."""
+
     name: str = "digits_classifier"
     epochs: int = 40  # max_steps is derived: epochs x (1438 // batch_size) batches
     batch_size: int = 64
@@ -45,8 +43,14 @@ class FeatureNetConfig(TrainConfig):
         super().validate()
         if self.epochs < 1:
             raise ValueError(f"config key 'epochs'={self.epochs!r} must be >= 1")
-        if self.optimizer != "adamw" or self.grad_accum != 1:
+        if self.optimizer != "adamw" or self.grad_accum not in (None, 1):
             raise ValueError("the feature network trains with --optimizer adamw and --grad_accum 1 only")
+        # its OneCycle schedule and unclipped steps are part of the shipped classifier's recipe
+        fixed = {"schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0}
+        changed = [k for k, v in fixed.items() if getattr(self, k) != v]
+        if changed:
+            raise ValueError(f"train_feature_net.py does not take {changed}: its OneCycle schedule over --epochs sets "
+                             "the learning rate and the number of steps, without gradient clipping")
 
 
 class DataOrder:
@@ -86,10 +90,13 @@ def held_out_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(FeatureNetConfig, argv)
+    cfg = parse_config(FeatureNetConfig, argv, doc=__doc__, prog="train_feature_net.py")
     x, y = load_digits_tensors("train", INPUT_SIZE)
     x_test, y_test = load_digits_tensors("test", INPUT_SIZE)
     per_epoch = len(x) // cfg.batch_size
+    if cfg.max_steps not in (TrainConfig.max_steps, cfg.epochs * per_epoch):
+        raise ValueError(f"config key 'max_steps'={cfg.max_steps} is derived here (epochs x {per_epoch} batches = "
+                         f"{cfg.epochs * per_epoch}); set --epochs instead")
     cfg.max_steps = cfg.epochs * per_epoch
     run = Run(cfg)  # seeds torch with cfg.seed, so the initialisation below is the seed's
     acc = run.accelerator
@@ -100,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     order = DataOrder(cfg.seed)
     acc.register_for_checkpointing(order)
     start = run.maybe_resume()
+    run.write_config()
 
     accuracy = float("nan")
     for step in range(start + 1, cfg.max_steps + 1):

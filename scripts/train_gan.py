@@ -6,10 +6,12 @@ likelihood-ratio game) is chosen by config.
     python scripts/train_gan.py --objective fgan_kl --g_mode saddle --name kl       # any objective
     python scripts/train_gan.py --objective reflow --generator_loss proximal --proximal_steps 3
     accelerate launch --multi_gpu --num_processes 2 scripts/train_gan.py --max_steps 200
-    python scripts/train_gan.py --resume                                           # continue runs/gan
+    python scripts/train_gan.py --dataset folder --data_root my_images --image_size 16 --arch dcgan --name mine
+    python scripts/train_gan.py --resume                                           # continue runs/gan with its saved config
 
 One step is ``n_critic`` critic updates (each on its own real batch) and one generator update (or
-``proximal_steps`` updates towards a fixed proximal target). Writes ``runs/<name>/``: config.yaml,
+``proximal_steps`` updates towards a fixed proximal target); ``grad_clip`` clips every update, and the
+learning-rate schedule (``warmup_steps``, ``schedule``) advances once per step for both networks. Writes ``runs/<name>/``: config.yaml,
 metrics.jsonl, TensorBoard logs, checkpoints, ``weights/generator.safetensors`` and
 ``weights/critic.safetensors``, ``samples/`` (a scatter plot per evaluation for 2-D data, an image
 grid for images) and results.json with the last evaluation: mode coverage, high-quality fraction and
@@ -18,24 +20,20 @@ sliced Wasserstein distance on 2-D mixtures; FD-digits-cnn with its noise floor 
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 from accelerate.utils import set_seed
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.data import TOY2D, Toy2D, build_image_dataset, sample_toy2d  # noqa: E402
-from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, NonFiniteCriticError, build_critic, build_generator, build_objective, network_config_dict  # noqa: E402
-from genlab.gans.wgan import proximal_loss, proximal_target  # noqa: E402
-from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores  # noqa: E402
-from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_scatter, save_weights  # noqa: E402
-from genlab.utils import check_choice  # noqa: E402
+from genlab.data import TOY2D, Toy2D, build_image_dataset, sample_toy2d
+from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, NonFiniteCriticError, build_critic, build_generator, build_objective, network_config_dict
+from genlab.gans.wgan import proximal_loss, proximal_target
+from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores
+from genlab.train import Run, TrainConfig, build_optimizer, build_scheduler, check_finite_loss, parse_config, save_grid, save_scatter, save_weights
+from genlab.train.ema import build_ema
+from genlab.utils import check_choice
 
 IMAGE_CHANNELS = {"digits": 1, "mnist": 1, "photos": 3, "cifar10": 3, "celeba": 3}
 GENERATOR_LOSSES = ["one_step", "proximal"]
@@ -46,9 +44,12 @@ class GANTrainConfig(TrainConfig, NetworkConfig):
     """A GAN run; the network fields come from :class:`NetworkConfig` (``data_shape`` follows the dataset)."""
 
     name: str = "gan"
-    dataset: str = "25gaussians"  # a toy2d name (25gaussians, 8gaussians, moons, ...) or digits | mnist | photos | cifar10 | celeba
-    data_root: str = "data"  # where torchvision datasets live
-    image_size: int = 16
+    dataset: str = "25gaussians"  # a toy2d name (25gaussians, 8gaussians, moons, ...) or digits | mnist | photos | cifar10 | celeba | folder
+    data_root: str = "data"  # torchvision datasets, or the image folder (flat or class sub-folders) of dataset folder
+    test_fraction: float = 0.1  # dataset folder: share of the images held out from training (fixed shuffle)
+    test_root: str = ""  # dataset folder: a second folder of held-out images instead of test_fraction
+    image_channels: int = 3  # dataset folder: 1 (grayscale) or 3 (RGB); other datasets have their own
+    image_size: int = 16  # images are resized to image_size x image_size
     toy_points: int = 100_000  # size of the fixed 2-D training sample
     objective: str = "wgan_gp"  # wgan_gp | reflow | fgan_<divergence> | lr_<example>
     g_mode: str = "nonsat"  # f-GAN generator loss: nonsat | saddle
@@ -61,33 +62,33 @@ class GANTrainConfig(TrainConfig, NetworkConfig):
     lr: float = 1e-4  # critic learning rate
     lr_g: float | None = None  # generator learning rate; None: lr
     betas: list[float] = field(default_factory=lambda: [0.0, 0.9])  # Adam, as in WGAN-GP
-    lr_decay: bool = False  # decay both learning rates linearly to 0 over max_steps (as Mimicry's WGAN-GP)
     max_steps: int = 5000  # generator steps
     batch_size: int = 256  # per process, per critic update
-    latent_dim: int = 2
-    width: int = 256
-    depth: int = 3
+    latent_dim: int = 2  # dimension of the generator's Gaussian latent
+    width: int = 256  # hidden width (MLP) or base channels (DCGAN)
+    depth: int = 3  # hidden layers of the MLPs
     data_shape: list[int] = field(default_factory=list)  # filled from the dataset
-    ema_decay: float = 0.0  # exponential moving average of the generator's weights, evaluated and saved; 0 = off
+    ema_decay: float = 0.0  # EMA of the generator's weights (genlab.train.ema, with its warm-up), evaluated and saved; 0 = off
     eval_samples: int = 2500  # samples per evaluation (2-D protocol: 2500)
-    grid_images: int = 64
+    grid_images: int = 64  # images in each sample grid
     log_every: int = 100
     eval_every: int = 1000
     ckpt_every: int = 1000
 
     def validate(self) -> None:
         TrainConfig.validate(self)
-        datasets = [*TOY2D, *IMAGE_CHANNELS]
+        datasets = [*TOY2D, *IMAGE_CHANNELS, "folder"]
         check_choice("dataset", self.dataset, datasets)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
-        derived = [2] if self.dataset in TOY2D else [IMAGE_CHANNELS[self.dataset], self.image_size, self.image_size]
+        channels = self.image_channels if self.dataset == "folder" else IMAGE_CHANNELS.get(self.dataset)
+        derived = [2] if self.dataset in TOY2D else [channels, self.image_size, self.image_size]
         if self.data_shape and list(self.data_shape) != derived:
             raise ValueError(f"config key 'data_shape'={list(self.data_shape)} does not match dataset={self.dataset!r} "
                              f"({derived}); leave it out, it follows the dataset")
         self.data_shape = derived
         self.validate_network()
-        if self.grad_accum != 1:
+        if self.grad_accum not in (None, 1):
             raise ValueError(f"config key 'grad_accum'={self.grad_accum} is not supported by train_gan.py; use 1 "
                              "(a step already takes n_critic critic batches)")
         if self.generator_loss == "proximal" and self.objective not in ("wgan_gp", "reflow"):
@@ -112,6 +113,9 @@ def build_dataset(cfg: GANTrainConfig):
     if cfg.dataset in TOY2D:
         return Toy2D(cfg.dataset, cfg.toy_points, seed=cfg.seed)
     extra = {"seed": cfg.seed} if cfg.dataset == "photos" else {}
+    if cfg.dataset == "folder":
+        extra = {"channels": cfg.image_channels, "test_fraction": cfg.test_fraction, "test_root": cfg.test_root,
+                 "split_seed": cfg.seed}
     return build_image_dataset(cfg.dataset, "train", cfg.image_size, root=cfg.data_root, **extra)
 
 
@@ -162,11 +166,13 @@ def check_finite_parameters(step: int, **models) -> None:
                                          "the checkpoint. The last good checkpoint is untouched: lower the learning rate, then --resume.")
 
 
-def _step(run: Run, optimizer, loss: torch.Tensor, step: int, name: str) -> None:
+def _step(run: Run, model, optimizer, loss: torch.Tensor, step: int, name: str) -> None:
     if run.accelerator.scaler is None:  # with fp16, the GradScaler skips overflowing steps and lowers its scale
         check_finite_loss(step, **{name: loss})
     optimizer.zero_grad(set_to_none=True)
     run.accelerator.backward(loss)
+    if run.cfg.grad_clip > 0:
+        run.accelerator.clip_grad_norm_(model.parameters(), run.cfg.grad_clip)
     optimizer.step()
 
 
@@ -175,7 +181,7 @@ def critic_update(run: Run, objective, generator, critic, opt_d, real: torch.Ten
     with torch.no_grad():
         fake = generator(torch.randn(len(real), latent_dim, device=run.device))
     loss, stats = objective.critic_loss(critic, real, fake, scaler=run.accelerator.scaler)
-    _step(run, opt_d, loss, step, "critic_loss")
+    _step(run, critic, opt_d, loss, step, "critic_loss")
     return loss, stats
 
 
@@ -184,19 +190,19 @@ def generator_update(run: Run, cfg: GANTrainConfig, objective, generator, critic
     z = torch.randn(cfg.batch_size, cfg.latent_dim, device=run.device)
     if cfg.generator_loss == "one_step":
         loss, _ = objective.generator_loss(critic, generator(z))
-        _step(run, opt_g, loss, step, "generator_loss")
+        _step(run, generator, opt_g, loss, step, "generator_loss")
         return loss
     with torch.no_grad():
         x_old = generator(z)
     target = proximal_target(critic, x_old, cfg.proximal_eps, run.accelerator.scaler)
     for _ in range(cfg.proximal_steps):
         loss = proximal_loss(generator(z), target)
-        _step(run, opt_g, loss, step, "generator_loss")
+        _step(run, generator, opt_g, loss, step, "generator_loss")
     return loss
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(GANTrainConfig, argv)
+    cfg = parse_config(GANTrainConfig, argv, doc=__doc__, prog="train_gan.py")
     run = Run(cfg)
     acc = run.accelerator
 
@@ -211,15 +217,14 @@ def main(argv: list[str] | None = None) -> dict:
     # from the global RNG, which would shift the latents of a resumed run away from an uninterrupted one.
     loader = DataLoader(dataset, batch_size=cfg.batch_size * cfg.n_critic, shuffle=True, drop_last=True,
                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
-    decay = (lambda step: 1 - step / cfg.max_steps) if cfg.lr_decay else (lambda step: 1.0)
-    sched_g, sched_d = (torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (opt_g, opt_d))
+    sched_g, sched_d = (build_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.schedule) for opt in (opt_g, opt_d))
     generator, critic, opt_g, opt_d, loader, sched_g, sched_d = acc.prepare(generator, critic, opt_g, opt_d, loader,
                                                                            sched_g, sched_d)
     # with ema_decay, the averaged generator is evaluated and saved (Yazici et al. 2019, "The Unusual
     # Effectiveness of Averaging in GAN Training")
     ema = None
     if cfg.ema_decay > 0:
-        ema = AveragedModel(acc.unwrap_model(generator), multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        ema = build_ema(acc.unwrap_model(generator), cfg.ema_decay)
         acc.register_for_checkpointing(ema)
     sampler = ema.module if ema is not None else generator  # what is evaluated and saved
     set_seed(cfg.seed, device_specific=True)  # each process draws its own latents
@@ -236,8 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
             loss_g = generator_update(run, cfg, objective, generator, critic, opt_g, step)
             if ema is not None:
                 ema.update_parameters(acc.unwrap_model(generator))
-            sched_g.step()
-            sched_d.step()
+            run.step_scheduler(sched_g, opt_g)
+            run.step_scheduler(sched_d, opt_d)
         except NonFiniteCriticError as err:
             raise FloatingPointError(f"{err} at step {step}; stopping. The last good checkpoint is untouched: lower the "
                                      "learning rate or use --mixed_precision no, then --resume.") from None

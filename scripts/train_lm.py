@@ -6,9 +6,9 @@
     python scripts/train_lm.py --positions flatten1d --name lm_flat   # flattened RoPE-1D positions
     python scripts/train_lm.py --dataset text --name lm_text          # text only (scikit-learn's dataset descriptions)
     accelerate launch --multi_gpu --num_processes 2 scripts/train_lm.py
-    python scripts/train_lm.py --resume                               # continue runs/lm from its newest checkpoint
+    python scripts/train_lm.py --resume                               # continue runs/lm with its saved config
 
-Without ``--tokenizer`` the digits run first trains one with ``scripts/train_fsq.py`` (the
+Without ``--tokenizer`` the digits run first trains one with ``scripts/train_fsq.py``'s loop (the
 ``tokenizer_*`` fields) into ``<output_dir>/fsq-digits...`` named after those fields, so runs that
 differ only in the LM share it (reused when it already holds weights, resumed when cut short). Writes ``runs/<name>/``:
 config.yaml, metrics.jsonl, TensorBoard logs, checkpoints, ``weights/lm.safetensors`` (and a copy
@@ -19,30 +19,25 @@ classifier's accuracy on the prompted class and FD-digits-cnn with its protocol.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from genlab.data import DIGIT_NAMES, load_digits_tensors  # noqa: E402
-from genlab.lm.captions import TEMPLATES, prompt_for  # noqa: E402
-from genlab.lm.data import TextWindows, captioned_image_batch, default_text, text_batch  # noqa: E402
-from genlab.lm.generate import Sampling, complete_text, text_to_image  # noqa: E402
-from genlab.lm.model import WEIGHTS_KIND, LMConfig, StreamLM, lm_config_dict, next_token_loss, token_losses  # noqa: E402
-from genlab.lm.stream import LOSS_ON, StreamBatch, StreamBuilder  # noqa: E402
-from genlab.metrics import digits_scores  # noqa: E402
-from genlab.tokenizers import ImageTokenizer  # noqa: E402
-from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_weights  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
-from genlab.utils import check_choice  # noqa: E402
+from genlab.data import DIGIT_NAMES, load_digits_tensors
+from genlab.lm.captions import TEMPLATES, prompt_for
+from genlab.lm.data import TextWindows, captioned_image_batch, default_text, text_batch
+from genlab.lm.generate import Sampling, complete_text, text_to_image
+from genlab.lm.model import WEIGHTS_KIND, LMConfig, StreamLM, lm_config_dict, next_token_loss, token_losses
+from genlab.lm.stream import LOSS_ON, StreamBatch, StreamBuilder
+from genlab.metrics import digits_scores
+from genlab.tokenizers import ImageTokenizer
+from genlab.train import Run, TrainConfig, build_optimizer, build_scheduler, check_finite_loss, parse_config, save_grid, save_weights
+from genlab.train.io import write_text_atomic
+from genlab.utils import check_choice
 
 
 @dataclass
@@ -51,7 +46,7 @@ class LMTrainConfig(TrainConfig, LMConfig):
 
     name: str = "lm"
     dataset: str = "digits"  # digits (captioned images) | text (text only)
-    tokenizer: str = ""  # ImageTokenizer weights; empty = train one with train_fsq.py
+    tokenizer: str = ""  # ImageTokenizer weights; empty = train one (train_fsq.py's loop)
     tokenizer_levels: list[int] = field(default_factory=lambda: [8, 6, 5])  # when training one: FSQ levels (240 codes),
     tokenizer_channels: int = 16  # width,
     tokenizer_steps: int = 800  # and steps (configs/fsq/digits.yaml)
@@ -63,16 +58,17 @@ class LMTrainConfig(TrainConfig, LMConfig):
     max_steps: int = 1000
     batch_size: int = 64
     lr: float = 2e-3  # peak of a linear warm-up then cosine decay to 0
+    schedule: str = "cosine"
     weight_decay: float = 0.1
     warmup_steps: int = 100
     grad_clip: float = 1.0
     eval_every: int = 250
     ckpt_every: int = 250
     eval_samples: int = 20  # generated images per digit at each evaluation
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    guidance: float = 3.0
+    temperature: float = 1.0  # sampling temperature of the evaluation images
+    top_k: int = 0  # evaluation sampling: keep the k most likely tokens; 0 = all
+    top_p: float = 1.0  # evaluation sampling: nucleus mass; 1 = off
+    guidance: float = 3.0  # evaluation sampling: classifier-free guidance scale
 
     def validate(self) -> None:
         TrainConfig.validate(self)
@@ -92,10 +88,11 @@ class LMTrainConfig(TrainConfig, LMConfig):
 
 
 def digits_tokenizer(cfg: LMTrainConfig) -> str:
-    """The tokenizer weights: ``cfg.tokenizer``, or one trained by train_fsq.py (reused if present)."""
+    """The tokenizer weights: ``cfg.tokenizer``, or one trained by train_fsq.py's loop (reused if present,
+    resumed if cut short)."""
     if cfg.tokenizer:
         return cfg.tokenizer
-    from scripts.train_fsq import main as train_fsq
+    from genlab.train.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     h, w = cfg.image_grid
     levels = "-".join(map(str, cfg.tokenizer_levels))
@@ -105,12 +102,13 @@ def digits_tokenizer(cfg: LMTrainConfig) -> str:
         if h != w or cfg.image_size % h:
             raise ValueError(f"image_grid={cfg.image_grid} must be square and divide image_size={cfg.image_size} "
                              "to train a tokenizer; pass --tokenizer for other grids")
-        train_fsq(["--dataset", "digits", "--image_size", str(cfg.image_size), "--image_channels", "1",
-                   "--downsample", str(cfg.image_size // h), "--levels", json.dumps(cfg.tokenizer_levels),
-                   "--channels", str(cfg.tokenizer_channels),
-                   "--max_steps", str(cfg.tokenizer_steps), "--ckpt_every", str(max(cfg.tokenizer_steps // 4, 1)),
-                   "--eval_every", "0", "--output_dir", cfg.output_dir, "--name", name,
-                   "--mixed_precision", cfg.mixed_precision, "--cpu_threads", str(cfg.cpu_threads), "--resume"])
+        tok_cfg = TokenizerTrainConfig(
+            dataset="digits", image_size=cfg.image_size, image_channels=1, downsample=cfg.image_size // h,
+            levels=list(cfg.tokenizer_levels), channels=cfg.tokenizer_channels, max_steps=cfg.tokenizer_steps,
+            ckpt_every=max(cfg.tokenizer_steps // 4, 1), eval_every=0, output_dir=cfg.output_dir, name=name,
+            mixed_precision=cfg.mixed_precision, cpu_threads=cfg.cpu_threads, resume=True)
+        tok_cfg.validate()
+        train_tokenizer(tok_cfg)
     return path
 
 
@@ -196,11 +194,6 @@ def sample_digits(run: Run, model, tok: ImageTokenizer, cfg: LMTrainConfig, step
             "per_class_accuracy": dict(zip(DIGIT_NAMES, score.extra["per_class_accuracy"])), "fd_protocol": score.protocol}
 
 
-def warmup_cosine(warmup: int, total: int):
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    return lambda s: min(1.0, (s + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
-
-
 def evaluate(run: Run, model, tok, test_loader, builder, cfg: LMTrainConfig, step: int) -> dict:
     """Test loss (every process), then on the main process digit samples or a text sample."""
     metrics = evaluate_loss(run, model, test_loader, builder)
@@ -216,7 +209,7 @@ def evaluate(run: Run, model, tok, test_loader, builder, cfg: LMTrainConfig, ste
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(LMTrainConfig, argv)
+    cfg = parse_config(LMTrainConfig, argv, doc=__doc__, prog="train_lm.py")
     tok = None
     if cfg.dataset == "digits":
         tok_path = digits_tokenizer(cfg)
@@ -234,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     builder = StreamBuilder(model.vocab, cfg.positions) if tok is not None else None
     betas = (0.9, 0.95) if cfg.optimizer == "adamw" else None  # GPT-style AdamW; Lion/Tiger keep their defaults
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, betas=betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps))
+    scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
     # Its own generator: making an iterator (again on resume) must not draw from the global RNG that dropout uses.
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
                         generator=torch.Generator().manual_seed(cfg.seed))

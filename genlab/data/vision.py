@@ -50,18 +50,3 @@ def torchvision_dataset(name: str, root: str, split: str = "train", image_size: 
     ds.channels = channels
     ds.num_classes = 10 if name != "celeba" else 0
     return ds
-
-
-def image_folder(root: str, image_size: int = 32, channels: int = 3) -> Dataset:
-    """An ``ImageFolder`` (one sub-folder per class) as ``(image in [-1, 1], label)`` pairs."""
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder {os.path.abspath(root)!r} does not exist; expected root/<class>/<image>.png")
-    from torchvision.datasets import ImageFolder
-
-    try:
-        ds = ImageFolder(root, transform=_transform(image_size, channels))
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"image folder {os.path.abspath(root)!r} holds no images in class sub-folders: {err}") from None
-    ds.channels = channels
-    ds.num_classes = len(ds.classes)
-    return ds

@@ -73,7 +73,7 @@ def generate_couplings(model: Callable[..., Tensor], folder: str | Path, num_pai
                        shard_size: int = 10_000, batch_size: int = 1000, seed: int = 0, method: str = "rk4",
                        steps: int | None = 32, num_classes: int = 0, guidance_scale: float = 1.0, rtol: float = 1e-5,
                        atol: float = 1e-5, device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
-                       metadata: dict | None = None) -> dict:
+                       metadata: dict | None = None, progress: bool = False) -> dict:
     """Write ``num_pairs`` pairs ``(z_0, z_1 = ODE(z_0))`` of a flow into ``folder``; skip finished shards.
 
     Args:
@@ -86,6 +86,7 @@ def generate_couplings(model: Callable[..., Tensor], folder: str | Path, num_pai
         guidance_scale: classifier-free guidance of the teacher (null class ``num_classes``).
         rank, world_size: generate only the shards ``k`` with ``k % world_size == rank``.
         metadata: recorded in the manifest (e.g. the teacher's weights file and config).
+        progress: show a progress bar over this process' pairs (tqdm).
 
     Returns ``{"shards", "generated", "pairs", "nfe"}`` (``nfe`` per pair of the last shard made here).
     """
@@ -103,12 +104,17 @@ def generate_couplings(model: Callable[..., Tensor], folder: str | Path, num_pai
             write_text_atomic(folder / MANIFEST, json.dumps(settings, indent=1))
     generated, nfe = 0, None
     sizes = _shard_sizes(num_pairs, shard_size)
+    from tqdm.auto import tqdm  # here, not at import: the flows package stays light
+
+    mine = sum(n for k, n in enumerate(sizes) if k % world_size == rank)
+    bar = tqdm(total=mine, unit="pair", desc="couplings", disable=not progress, dynamic_ncols=True)
     for k, n in enumerate(sizes):
         path = folder / shard_name(k)
         if k % world_size != rank:
             continue
         if path.is_file():
             _read_shard(path, n)
+            bar.update(n)
             continue
         g = torch.Generator().manual_seed(shard_seed(seed, k))
         x0 = torch.randn(n, *data_shape, generator=g)
@@ -119,12 +125,14 @@ def generate_couplings(model: Callable[..., Tensor], folder: str | Path, num_pai
                          guidance_scale=guidance_scale, null_label=num_classes if num_classes else None, rtol=rtol, atol=atol)
             x1.append(out.samples.float().cpu())
             nfe = out.nfe
+            bar.update(len(xb))
         from safetensors.torch import save_file
 
         with atomic_path(path) as tmp:
             save_file({"x0": x0.contiguous(), "x1": torch.cat(x1).contiguous(), "labels": labels}, str(tmp),
                       metadata={"shard": str(k), "seed": str(shard_seed(seed, k))})
         generated += 1
+    bar.close()
     return {"shards": len(sizes), "generated": generated, "pairs": num_pairs, "nfe": nfe}
 
 

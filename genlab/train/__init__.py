@@ -5,11 +5,12 @@ from genlab.train.config import TrainConfig, config_to_dict, dump_config, load_c
 from genlab.train.images import save_figure, save_grid, save_scatter, to_uint8
 from genlab.train.io import atomic_path, load_weights, read_weights_metadata, save_weights, write_text_atomic
 from genlab.train.optim import build_optimizer, param_groups
-from genlab.train.run import Run, check_finite_loss, lr_lambda
+from genlab.train.run import Run, check_finite_loss
+from genlab.train.schedule import SCHEDULES, build_scheduler, lr_factor
 
 __all__ = [
     "CheckpointError", "Run", "TrainConfig", "atomic_path", "build_optimizer", "check_finite_loss",
     "config_to_dict", "dump_config", "list_checkpoints", "load_checkpoint", "load_config_file",
-    "load_weights", "lr_lambda", "param_groups", "parse_config", "read_weights_metadata", "save_checkpoint",
+    "SCHEDULES", "build_scheduler", "load_weights", "lr_factor", "param_groups", "parse_config", "read_weights_metadata", "save_checkpoint",
     "save_figure", "save_grid", "save_scatter", "save_weights", "to_uint8", "verify_checkpoint", "write_text_atomic",
 ]

@@ -1,17 +1,41 @@
-"""Dataclass configs filled from YAML files and command-line overrides.
+"""Dataclass configs filled from YAML files and command-line overrides: the one command-line
+convention of every script (training, sampling, evaluation, comparison).
 
-Each script defines one dataclass (subclassing :class:`TrainConfig`); ``configs/*.yaml`` set its
-fields; ``--key value``, ``--key=value`` or ``key=value`` on the command line win. Unknown keys
-and values of the wrong type are errors that name the key, the value and what is accepted.
+Each script defines one dataclass (training scripts subclass :class:`TrainConfig`); ``configs/*.yaml``
+set its fields; ``--key value``, ``--key=value`` or ``key=value`` on the command line win. Unknown keys
+and values of the wrong type are errors that name the key, the value and what is accepted (with a
+did-you-mean). ``-h`` / ``--help`` prints the script's docstring and every field with its type,
+default and description, then exits 0.
 
-    cfg = parse_config(FSQConfig)            # reads sys.argv
+    cfg = parse_config(FSQConfig, doc=__doc__)            # reads sys.argv
     cfg = parse_config(FSQConfig, ["--config", "configs/fsq/photos_long.yaml", "--max_steps", "10"])
+
+**Why a hand-written parser.** Every field's description is the ``# comment`` written after it in the
+dataclass, read back with ``tokenize`` from the class source (``field(metadata={"help": ...})`` wins
+where given). The comments already document every field where it is declared, so the help cannot
+drift from the code, and dataclasses stay one line per field. tyro and simple-parsing read the same
+comments but bring their own flag syntax (``--levels 8 5 5 5``, nested ``--a.b``) that would break the
+existing YAML-style values (``--levels "[8,5,5,5]"``, ``--quantizer_options "{codebook_size: 16}"``)
+and the ``key=value`` form; argparse generated from the dataclass would need a type converter per
+annotation anyway. The parser below is ~150 lines with no dependency beyond PyYAML. Without source
+(a frozen install), descriptions are empty and everything else works.
+
+**Resume.** With ``--resume``, the run folder's ``config.yaml`` is the config: ``--config`` need not be
+repeated, and a value given on the command line that differs from the saved one is refused, naming
+the keys, unless it is one of :data:`CHANGEABLE_ON_RESUME` (how long to train and how often to log,
+evaluate and checkpoint; workers and threads). ``--resume RUN_DIR`` names the run folder directly.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import io
+import sys
+import textwrap
+import tokenize
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,34 +52,38 @@ class TrainConfig:
     """Fields every training script shares (run folder, precision, schedule, checkpoints)."""
 
     name: str = "run"  # the run folder is <output_dir>/<name>
-    output_dir: str = "runs"
-    seed: int = 0
+    output_dir: str = "runs"  # where run folders live
+    seed: int = 0  # seeds the model init, data order and every random draw of training
     max_steps: int = 1000  # optimizer steps
-    batch_size: int = 64  # per process
-    grad_accum: int = 1  # micro-batches per optimizer step
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    batch_size: int = 64  # per process, per micro-batch
+    grad_accum: int | None = None  # micro-batches per optimizer step; unset: the launcher's (accelerate launch --gradient_accumulation_steps, else 1)
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0  # decoupled weight decay of matrices and embeddings
     optimizer: str = "adamw"  # adamw | lion | tiger
-    warmup_steps: int = 0  # linear warm-up of the learning rate
+    schedule: str = "constant"  # learning rate after the warm-up: constant | cosine (to 0 at max_steps) | linear (to 0 at max_steps)
+    warmup_steps: int = 0  # linear warm-up of the learning rate over this many optimizer steps
     grad_clip: float = 0.0  # max gradient norm; 0 = off
-    mixed_precision: str = "no"  # no | bf16 | fp16 (Accelerate; bf16 works on CPU too)
+    mixed_precision: str | None = None  # no | bf16 | fp16; unset: the launcher's (accelerate launch --mixed_precision, accelerate config), else no
     num_workers: int = 0  # DataLoader workers
     cpu_threads: int = 0  # torch threads per process on CPU; 0 = the machine's cores shared among local processes
-    log_every: int = 50
-    eval_every: int = 500  # 0 = only at the end
-    ckpt_every: int = 500  # 0 = only at the end
-    keep_checkpoints: int = 2
-    resume: bool = False  # continue from the newest checkpoint in the run folder
+    log_every: int = 50  # steps between training-loss records
+    eval_every: int = 500  # steps between evaluations; 0 = only at the end
+    ckpt_every: int = 500  # steps between checkpoints; 0 = only at the end
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    resume: bool = False  # continue the run folder's run with its saved config.yaml (or: --resume RUN_DIR)
     overwrite: bool = False  # replace an existing run folder instead of refusing
     dry_run: bool = False  # print the resolved config and exit
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field with a value outside its accepted range."""
-        choices = {"mixed_precision": ["no", "bf16", "fp16"], "optimizer": ["adamw", "lion", "tiger"]}
+        choices = {"mixed_precision": ["no", "bf16", "fp16"], "optimizer": ["adamw", "lion", "tiger"],
+                   "schedule": ["constant", "cosine", "linear"]}
         for key, accepted in choices.items():
-            if getattr(self, key) not in accepted:
+            if getattr(self, key) not in accepted and not (key == "mixed_precision" and self.mixed_precision is None):
                 raise ValueError(f"config key {key!r}={getattr(self, key)!r} is not supported; expected one of {accepted}")
-        for key in ("max_steps", "batch_size", "grad_accum", "log_every", "keep_checkpoints"):
+        if self.grad_accum is not None and self.grad_accum < 1:
+            raise ValueError(f"config key 'grad_accum'={self.grad_accum!r} must be >= 1 (or left unset)")
+        for key in ("max_steps", "batch_size", "log_every", "keep_checkpoints"):
             if getattr(self, key) < 1:
                 raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 1")
         for key in ("eval_every", "ckpt_every", "warmup_steps", "num_workers", "cpu_threads"):
@@ -194,11 +222,95 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def parse_config(cls: type[C], argv: Sequence[str] | None = None) -> C:
-    """Build ``cls`` from its defaults, then ``--config`` YAML files, then overrides (in that order)."""
-    import sys
+CHANGEABLE_ON_RESUME = ("max_steps", "log_every", "eval_every", "ckpt_every", "keep_checkpoints", "num_workers",
+                        "cpu_threads", "resume", "overwrite", "dry_run")
+"""Keys a resumed run may take from the command line; any other key must match the saved config.yaml."""
 
+HELP_FLAGS = ("-h", "--help")
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """One-line description of every field of the dataclass ``cls``: ``field(metadata={"help": ...})``,
+    else the ``# comment`` after the field in the class body (searched through the base classes, so a
+    subclass that changes a default keeps the base's description)."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # no source (frozen install): descriptions stay empty
+            continue
+        comments.update(_field_comments(source))
+    out = {}
+    for f in dataclasses.fields(cls):
+        out[f.name] = f.metadata.get("help") or comments.get(f.name, "")
+    return out
+
+
+def _field_comments(source: str) -> dict[str, str]:
+    """``{name: comment}`` for the annotated fields of a class body (``name: type = default  # comment``)."""
+    source = textwrap.dedent(source)
+    try:
+        body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                    for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    except (SyntaxError, tokenize.TokenError, IndexError, AttributeError):
+        return {}
+    found = {}
+    for node in body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            text = comments.get(node.lineno) or comments.get(node.end_lineno or node.lineno)
+            if text:
+                found[node.target.id] = text
+    return found
+
+
+def _type_name(f: dataclasses.Field, hints: dict[str, Any]) -> str:
+    if isinstance(f.type, str):
+        return f.type
+    a = hints.get(f.name, f.type)
+    return a.__name__ if isinstance(a, type) else str(a).replace("typing.", "")
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return "(required)"
+
+
+def format_help(cls: type, doc: str | None = None, prog: str | None = None) -> str:
+    """The text of ``--help``: usage, the script's docstring, then every field with type, default and description."""
+    prog = prog or Path(sys.argv[0]).name
+    hints = typing.get_type_hints(cls)
+    helps = field_help(cls)
+    lines = [f"usage: {prog} [--config FILE.yaml ...] [--key value | --key=value | key=value ...]", ""]
+    text = (doc if doc is not None else (cls.__doc__ or "")).strip("\n")
+    if text:
+        lines += [inspect.cleandoc(text), ""]
+    lines += ["Options (YAML values: --levels \"[8,5,5,5]\", --flag / --flag true / --flag false; later ones win):",
+              f"  {'--config':<22} {'path':<12} {'':<14} a YAML file of keys below; may be repeated", ""]
+    for f in dataclasses.fields(cls):
+        default = _default_of(f)
+        shown = "unset" if default is None else yaml.safe_dump(_plain(default), default_flow_style=True, width=10**6).strip()
+        shown = shown.removesuffix("\n...").strip()
+        lines.append(f"  --{f.name:<20} {_type_name(f, hints):<12} {'= ' + shown:<14} {helps[f.name]}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def parse_config(cls: type[C], argv: Sequence[str] | None = None, doc: str | None = None, prog: str | None = None) -> C:
+    """Build ``cls`` from its defaults, then ``--config`` YAML files, then overrides (in that order).
+
+    ``-h``/``--help`` prints :func:`format_help` (``doc``: the script's docstring) and exits 0. For a
+    config with ``resume``, ``name`` and ``output_dir`` fields, ``--resume`` starts from the run folder's
+    saved ``config.yaml`` (see the module docstring).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in HELP_FLAGS for a in argv):
+        print(format_help(cls, doc, prog), end="")
+        sys.exit(0)
     hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls)]
     files, overrides = _parse_argv(argv)
@@ -215,14 +327,53 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None) -> C:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        if key == "resume" and isinstance(value, str) and "output_dir" in known and "name" in known:
+            run_dir = Path(raw)  # --resume RUN_DIR
+            if not (run_dir / "config.yaml").is_file():
+                raise TypeError(f"config key 'resume' expects true or false, or a run folder holding a config.yaml; "
+                                f"got {raw!r}")
+            values.update(resume=True, output_dir=str(run_dir.parent), name=run_dir.name)
+            continue
         if hints[key] is str and not isinstance(value, str):
             value = raw  # keep strings like "1e-3" or "001" verbatim for str fields
         values[key] = _coerce(key, value, hints[key])
+    if values.get("resume") and "output_dir" in known and "name" in known:
+        values = _resume_values(cls, values, hints, known)
     cfg = cls(**values)
     validate = getattr(cfg, "validate", None)
     if validate is not None:
         validate()
     return cfg
+
+
+def _resume_values(cls: type, given: dict[str, Any], hints: dict[str, Any], known: list[str]) -> dict[str, Any]:
+    """The saved config of the run being resumed, with the command line's changeable keys applied.
+
+    A given key whose value differs from the saved one (compared after ``__post_init__``, so merged
+    defaults compare equal) is refused unless it is in :data:`CHANGEABLE_ON_RESUME`.
+    """
+    defaults = {f.name: _default_of(f) for f in dataclasses.fields(cls)}
+    folder = Path(given.get("output_dir", defaults["output_dir"])) / given.get("name", defaults["name"])
+    saved_path = folder / "config.yaml"
+    if not saved_path.is_file():
+        return given  # nothing saved yet: a fresh start (Run says so)
+    saved_values = {}
+    for key, value in load_yaml(saved_path).items():
+        if key not in known:
+            raise _unknown_key(key, known, f"the saved config {str(saved_path)!r}")
+        saved_values[key] = _coerce(key, value, hints[key])
+    saved = cls(**saved_values)
+    mine = cls(**given)
+    differ = [k for k in given if k not in CHANGEABLE_ON_RESUME and k not in ("output_dir", "name")
+              and _plain(getattr(mine, k)) != _plain(getattr(saved, k))]
+    if differ:
+        detail = ", ".join(f"{k}: saved {_plain(getattr(saved, k))!r}, given {_plain(getattr(mine, k))!r}" for k in differ)
+        raise ValueError(f"--resume continues {str(folder)!r} with its saved config.yaml; the command line changes "
+                         f"{differ} ({detail}). Only {list(CHANGEABLE_ON_RESUME)} may change on resume: drop the "
+                         "others, or start a new run with --name (or --overwrite).")
+    saved_values.update({k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME})
+    saved_values.update(resume=True, output_dir=str(folder.parent), name=folder.name)
+    return saved_values
 
 
 def dump_config(cfg: Any) -> str:
@@ -234,4 +385,5 @@ def load_config_file(cls: type[C], path: str | Path) -> C:
     return parse_config(cls, ["--config", str(path)])
 
 
-__all__ = ["TrainConfig", "config_to_dict", "dump_config", "field", "load_config_file", "load_yaml", "parse_config"]
+__all__ = ["CHANGEABLE_ON_RESUME", "TrainConfig", "config_to_dict", "dump_config", "field", "field_help", "format_help",
+           "load_config_file", "load_yaml", "parse_config"]

@@ -1,10 +1,11 @@
 """The run folder and Accelerate setup that every training script shares.
 
     cfg = parse_config(MyConfig)
-    run = Run(cfg)                                   # Accelerator, runs/<name>/, config.yaml, logs
-    model, opt, loader = run.accelerator.prepare(model, opt, loader)
+    run = Run(cfg)                                   # Accelerator (launcher settings applied), runs/<name>/, logs
+    scheduler = build_scheduler(opt, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
+    model, opt, loader, scheduler = run.accelerator.prepare(model, opt, loader, scheduler)
     step = run.maybe_resume()                       # with --resume: newest checkpoint, else 0
-    for step, micro_batches in run.steps(loader, step):  # progress bar, resumes mid-epoch
+    for step, micro_batches in run.steps(loader, step):  # writes config.yaml; progress bar; resumes mid-epoch
         for batch in micro_batches:                       # grad_accum micro-batches per step
             with run.accelerator.accumulate(model):
                 loss = loss_of(batch)
@@ -16,6 +17,17 @@
 Runs live in ``<output_dir>/<name>/``: ``config.yaml``, ``checkpoints/step_*/`` (Accelerate state
 for resume), ``weights/*.safetensors`` (for use), ``samples/*.png``, ``metrics.jsonl`` and
 TensorBoard logs under ``tb/``. The loop itself stays in the script (no Trainer class).
+
+**Accelerate's settings.** ``mixed_precision`` and ``grad_accum`` left unset take the launcher's values
+(``accelerate launch --mixed_precision bf16 --gradient_accumulation_steps 4``, ``accelerate config``, or
+the ``ACCELERATE_MIXED_PRECISION`` / ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS`` variables). A value set
+in the config wins over the launcher's, and the override is printed. ``config.yaml`` records the
+effective values.
+
+**config.yaml** is written (atomically) only when training really starts, i.e. when :meth:`steps`
+begins, after the data, model and any resumed checkpoint loaded. A start that fails earlier leaves no
+``config.yaml``; a folder whose run never wrote a checkpoint, weights or results is not a run, and the
+same command may start over in it.
 """
 
 from __future__ import annotations
@@ -30,13 +42,14 @@ from typing import Any, Iterator
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, ProjectConfiguration, set_seed
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from genlab.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from genlab.train.config import TrainConfig, config_to_dict, dump_config
 from genlab.train.io import write_text_atomic
+from genlab.train.schedule import build_scheduler
 
 
 class Run:
@@ -48,17 +61,21 @@ class Run:
         if cfg.dry_run:
             print(dump_config(cfg), end="")
             sys.exit(0)
+        precision, accumulation = launcher_settings(cfg)
         self.accelerator = Accelerator(
             # Without a GPU, Accelerate only forms a process group (gloo) in CPU mode; this is what
             # makes `accelerate launch --multi_gpu --num_processes 2` (torchrun) work on CPU.
             cpu=not _has_gpu(),
-            mixed_precision=cfg.mixed_precision,
-            gradient_accumulation_steps=cfg.grad_accum,
+            mixed_precision=precision,
+            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accumulation),
             log_with="tensorboard" if tensorboard else None,
             project_config=ProjectConfiguration(project_dir=str(self.dir), logging_dir=str(self.dir / "tb")),
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
             step_scheduler_with_optimizer=False,
         )
+        # config.yaml records what runs, whichever source set it
+        cfg.mixed_precision = str(self.accelerator.mixed_precision)
+        cfg.grad_accum = self.accelerator.gradient_accumulation_steps
         set_seed(cfg.seed)
         if self.device.type == "cpu":
             # `accelerate launch` exports OMP_NUM_THREADS=1; on CPU that would leave cores idle.
@@ -83,8 +100,14 @@ class Run:
     def checkpoint_dir(self) -> Path:
         return self.dir / "checkpoints"
 
+    def holds_run(self) -> bool:
+        """Whether the folder holds a run worth keeping: a checkpoint, weights or results."""
+        weights = self.dir / "weights"
+        return bool(list_checkpoints(self.checkpoint_dir) or (self.dir / "results.json").exists()
+                    or (weights.is_dir() and any(weights.iterdir())))
+
     def _prepare_folder(self) -> None:
-        exists = (self.dir / "config.yaml").exists() or list_checkpoints(self.checkpoint_dir)
+        exists = self.holds_run()
         if self.is_main:
             if exists and not self.cfg.resume:
                 if not self.cfg.overwrite:
@@ -93,10 +116,17 @@ class Run:
                         "--overwrite to replace it, or --name to start another."
                     )
                 shutil.rmtree(self.dir)
+            elif not exists and (self.dir / "config.yaml").exists():
+                # a start that failed before its first checkpoint: nothing in it is worth keeping
+                shutil.rmtree(self.dir)
             for sub in ("checkpoints", "weights", "samples"):
                 (self.dir / sub).mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.dir / "config.yaml", dump_config(self.cfg))
         self.accelerator.wait_for_everyone()
+
+    def write_config(self) -> None:
+        """``config.yaml`` (the resolved config), atomically; :meth:`steps` calls it when training starts."""
+        if self.is_main:
+            write_text_atomic(self.dir / "config.yaml", dump_config(self.cfg))
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -115,6 +145,10 @@ class Run:
             self.print(f"--resume: no checkpoint in {str(self.checkpoint_dir)!r}; starting from step 0")
             return 0
         step, path = found[-1]
+        if step > self.cfg.max_steps:
+            raise ValueError(f"--resume: the run in {str(self.dir)!r} is at step {step}, past max_steps="
+                             f"{self.cfg.max_steps}; its weights cannot be taken back to step {self.cfg.max_steps}. "
+                             f"Pass --max_steps {step} or more, or start a new run with --name.")
         loaded = load_checkpoint(self.accelerator, path)
         self._truncate_metrics(loaded)
         self.print(f"resumed from {path} (step {loaded})")
@@ -136,12 +170,13 @@ class Run:
     # ------------------------------------------------------------------ data
 
     def steps(self, loader, start_step: int = 0) -> Iterator[tuple[int, list[Any]]]:
-        """Yield ``(step, micro_batches)`` for steps ``start_step + 1 .. max_steps``.
+        """Yield ``(step, micro_batches)`` for steps ``start_step + 1 .. max_steps`` (first writing config.yaml).
 
         Each optimizer step gets ``grad_accum`` micro-batches. The loader is cycled through epochs
         (seeded shuffles) and, on resume, skips exactly the batches the earlier run consumed.
         A progress bar shows on the main process.
         """
+        self.write_config()
         k = self.cfg.grad_accum
         batches = self._cycle(loader, start_step * k)
         bar = tqdm(total=self.cfg.max_steps, initial=start_step, disable=not self.is_main, dynamic_ncols=True,
@@ -196,15 +231,23 @@ class Run:
 
     def optimizer_step(self, loss: Tensor, model, optimizer, scheduler=None, grad_clip: float = 0.0) -> None:
         """Backward one micro-batch inside ``accelerator.accumulate(model)``; the prepared optimizer
-        and scheduler only step (after clipping to ``grad_clip`` if > 0) when gradients sync."""
+        only steps (after clipping to ``grad_clip`` if > 0) when gradients sync, and the scheduler
+        with it (:meth:`step_scheduler`)."""
         acc = self.accelerator
         acc.backward(loss)
         if acc.sync_gradients and grad_clip > 0:
             acc.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         if scheduler is not None:
-            scheduler.step()
+            self.step_scheduler(scheduler, optimizer)
         optimizer.zero_grad(set_to_none=True)
+
+    def step_scheduler(self, scheduler, optimizer) -> None:
+        """Advance ``scheduler`` once per real optimizer step: not on accumulation micro-batches, not on
+        an fp16 step the loss scaler skipped (the scheduler is prepared with
+        ``step_scheduler_with_optimizer=False``, so Accelerate itself never steps it)."""
+        if self.accelerator.sync_gradients and not getattr(optimizer, "step_was_skipped", False):
+            scheduler.step()
 
     def write_results(self, results: dict[str, Any]) -> None:
         """``results.json`` in the run folder, written atomically (main process), echoed without nested entries."""
@@ -213,7 +256,9 @@ class Run:
             self.print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}))
 
     def print(self, *args: Any) -> None:
-        self.accelerator.print(*args)
+        """Print on the main process above the progress bar (``tqdm.write``), never glued onto it."""
+        if self.is_main:
+            tqdm.write(" ".join(str(a) for a in args), file=sys.stdout)
 
     def finish(self) -> None:
         self.accelerator.wait_for_everyone()
@@ -234,9 +279,24 @@ def check_finite_loss(step: int, **losses: Tensor) -> None:
             )
 
 
-def lr_lambda(warmup_steps: int):
-    """Linear warm-up to the base learning rate, then constant."""
-    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+def launcher_settings(cfg: TrainConfig) -> tuple[str | None, int]:
+    """``(mixed_precision, grad_accum)`` for the Accelerator: the config's where set, else the launcher's.
+
+    ``accelerate launch`` (and ``accelerate config``) export ``ACCELERATE_MIXED_PRECISION`` and
+    ``ACCELERATE_GRADIENT_ACCUMULATION_STEPS``. A config value that contradicts them wins and the
+    override is printed (on every process' first lines, before the progress bar).
+    """
+    env_mp = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    env_ga = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
+    local_main = os.environ.get("LOCAL_RANK", "0") == "0"
+    if cfg.mixed_precision is not None and env_mp is not None and env_mp.lower() != cfg.mixed_precision and local_main:
+        print(f"mixed_precision: the config sets {cfg.mixed_precision!r}, the launcher {env_mp.lower()!r}; "
+              f"using {cfg.mixed_precision!r} (leave mixed_precision unset to take the launcher's)", flush=True)
+    if cfg.grad_accum is not None and env_ga is not None and int(env_ga) != cfg.grad_accum and local_main:
+        print(f"grad_accum: the config sets {cfg.grad_accum}, the launcher {int(env_ga)}; using {cfg.grad_accum} "
+              "(leave grad_accum unset to take the launcher's)", flush=True)
+    accumulation = cfg.grad_accum if cfg.grad_accum is not None else int(env_ga or 1)
+    return cfg.mixed_precision, accumulation
 
 
 def _has_gpu() -> bool:
@@ -249,4 +309,4 @@ def _flat_hparams(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in d.items()}
 
 
-__all__ = ["CheckpointError", "Run", "check_finite_loss", "lr_lambda"]
+__all__ = ["CheckpointError", "Run", "build_scheduler", "check_finite_loss", "launcher_settings"]

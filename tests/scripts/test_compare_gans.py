@@ -47,5 +47,5 @@ def test_protocol_arguments_are_valid_train_gan_configs():
     for entry in compare.DEFAULT_ENTRIES:
         for argv in (compare.toy_args(args, entry, 0), compare.digits_args(args, entry, 0)):
             cfg = parse_config(train_gan.GANTrainConfig, argv)
-            assert cfg.objective == entry.partition(":")[0] and cfg.lr_decay
+            assert cfg.objective == entry.partition(":")[0] and cfg.schedule == "linear"
     assert parse_config(train_gan.GANTrainConfig, compare.digits_args(args, "wgan_gp", 0)).data_shape == [1, 8, 8]

@@ -7,8 +7,7 @@ import pytest
 
 from genlab.train import dump_config, parse_config
 from scripts import compare_tokenizers
-from scripts.train_fsq import TokenizerTrainConfig
-from scripts.train_vqvae import VQVAETrainConfig
+from genlab.train.tokenizer import TokenizerTrainConfig, VQVAETrainConfig
 
 
 def test_plans_every_run_and_writes_the_table(tmp_path, monkeypatch):
@@ -46,10 +45,10 @@ def test_finished_runs_are_reused(tmp_path):
     (["--levels", "[8,5,5,5]"], "['levels'] are set by the comparison itself"),
     (["--jobs", "0"], "--jobs=0 and --time_rounds=10 must be >= 1"),
 ])
-def test_bad_arguments(tmp_path, capsys, argv, message):
-    with pytest.raises(SystemExit):
+def test_bad_arguments(tmp_path, argv, message):
+    with pytest.raises(ValueError) as err:
         compare_tokenizers.main(["--output_dir", str(tmp_path), *argv])
-    assert message in capsys.readouterr().err
+    assert message in str(err.value)
 
 
 def test_step_times_rebuild_each_run_from_its_config(tmp_path):

@@ -12,7 +12,7 @@ from scripts.sample_flow import main as sample_main
 
 def test_digits_grids_samples_and_score(digits_run, tmp_path):
     record = sample_main(["--run", str(digits_run), "--solver", "heun:2", "--num_samples", "30", "--guidance_scale", "1.5",
-                          "--per_class", "2", "--out", str(tmp_path), "--compare", "euler:1", "heun:1", "dopri5",
+                          "--per_class", "2", "--out", str(tmp_path), "--compare", "--compare_solvers", "[euler:1, heun:1, dopri5]",
                           "--compare_samples", "20", "--rtol", "1e-3", "--atol", "1e-3"])
     assert record["metric"] == "FD-digits-cnn" and record["protocol"]["nfe"] == 8  # heun: 2 per step, x2 for guidance
     assert {"noise_floor", "accuracy", "precision", "recall"} <= set(record["extra"])

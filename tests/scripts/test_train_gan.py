@@ -45,7 +45,7 @@ def toy_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gan")
     script = str(ROOT / "scripts" / "train_gan.py")
     run_script([script, *TOY, "--objective", "reflow", "--generator_loss", "proximal", "--mixed_precision", "bf16",
-                "--ema_decay", "0.9", "--lr_decay", "true", "--max_steps", "4", "--ckpt_every", "2", "--eval_every", "2",
+                "--ema_decay", "0.9", "--schedule", "linear", "--max_steps", "4", "--ckpt_every", "2", "--eval_every", "2",
                 "--name", "t", "--output_dir", str(out)], out)
     return out / "t"
 
