@@ -67,7 +67,9 @@ class Run:
             # makes `accelerate launch --multi_gpu --num_processes 2` (torchrun) work on CPU.
             cpu=not _has_gpu(),
             mixed_precision=precision,
-            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accumulation),
+            # steps() hands out grad_accum micro-batches per step, fetched before they run: syncing at the
+            # loader's end would turn the last group of every epoch into grad_accum one-batch updates
+            gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accumulation, sync_with_dataloader=False),
             log_with="tensorboard" if tensorboard else None,
             project_config=ProjectConfiguration(project_dir=str(self.dir), logging_dir=str(self.dir / "tb")),
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),

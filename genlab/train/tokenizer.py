@@ -133,7 +133,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> dict:
     model, optimizer, loader, test_loader, scheduler = acc.prepare(model, optimizer, loader, test_loader, scheduler)
     run.print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, codebook of "
               f"{acc.unwrap_model(model).codebook_size} codes, {len(train_set)} training and {len(test_set)} held-out "
-              f"images, {acc.num_processes} process(es) on {acc.device}")
+              f"images, {acc.num_processes} process(es) on {acc.device}, mixed precision {acc.mixed_precision}")
 
     start = run.maybe_resume()
     quantizer = acc.unwrap_model(model).quantizer

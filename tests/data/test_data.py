@@ -81,3 +81,26 @@ def test_image_folder_reads_local_images(tmp_path):
     x, y = ds[0]
     assert x.shape == (3, 16, 16) and ds.num_classes == 2
     assert torch.allclose(x[0], torch.ones(16, 16)) and torch.allclose(x[1], -torch.ones(16, 16))
+
+
+def test_flat_image_folder_and_its_held_out_split(tmp_path):
+    from PIL import Image
+
+    for i in range(20):
+        Image.new("L", (12, 10), i * 10).save(tmp_path / f"{i:02d}.png")
+    train = build_image_dataset("folder", "train", 8, root=str(tmp_path), channels=1, test_fraction=0.25)
+    test = build_image_dataset("folder", "test", 8, root=str(tmp_path), channels=1, test_fraction=0.25)
+    assert (len(train), len(test), train.num_classes, train.channels) == (15, 5, 0, 1)
+    names = lambda ds: {p.name for p, _ in ds.items}  # noqa: E731
+    assert not names(train) & names(test) and len(names(train) | names(test)) == 20
+    again = build_image_dataset("folder", "test", 8, root=str(tmp_path), channels=1, test_fraction=0.25)
+    assert names(again) == names(test)  # deterministic
+    x, y = test[0]
+    assert x.shape == (1, 8, 8) and y == 0
+    other = tmp_path / "held_out"
+    other.mkdir()
+    Image.new("RGB", (8, 8)).save(other / "a.png")
+    split = build_image_dataset("folder", "test", 8, root=str(tmp_path), test_root=str(other))
+    assert len(split) == 1 and len(build_image_dataset("folder", "train", 8, root=str(tmp_path), test_root=str(other))) == 20
+    with pytest.raises(ValueError, match="test_fraction=1.5"):
+        build_image_dataset("folder", "train", 8, root=str(tmp_path), test_fraction=1.5)

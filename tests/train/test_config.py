@@ -64,3 +64,36 @@ def test_bad_yaml_files(tmp_path):
         parse_config(Cfg, ["--config", str(tmp_path / "c.yaml")])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         parse_config(Cfg, ["--config", str(tmp_path / "missing.yaml")])
+
+
+def test_help_lists_every_field_with_type_default_and_comment(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(Cfg, ["--max_steps", "3", "-h"], doc="The tool.", prog="tool.py")
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tool.py") and "The tool." in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("--grad_clip "))
+    assert "float" in line and "= 0.0" in line and "max gradient norm; 0 = off" in line
+    assert "--levels" in out and "[8, 5, 5, 5]" in out and "--mixed_precision" in out and "unset" in out
+
+
+def _saved_run(tmp_path, *argv):
+    cfg = parse_config(Cfg, ["--output_dir", str(tmp_path), "--name", "r", *argv])
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.yaml").write_text(dump_config(cfg))
+    return tmp_path / "r" / "config.yaml"
+
+
+def test_resume_takes_the_saved_config_and_refuses_changes(tmp_path):
+    saved = _saved_run(tmp_path, "--levels", "[8,5,5,5]", "--lr", "0.01", "--max_steps", "40")
+    before = saved.read_bytes()
+    where = ["--output_dir", str(tmp_path), "--name", "r"]
+    cfg = parse_config(Cfg, [*where, "--resume", "--max_steps", "60", "--eval_every", "7"])
+    assert cfg.lr == 0.01 and cfg.max_steps == 60 and cfg.eval_every == 7 and cfg.resume
+    assert parse_config(Cfg, ["--resume", str(tmp_path / "r")]).lr == 0.01  # --resume RUN_DIR
+    with pytest.raises(ValueError, match=r"changes \['levels', 'lr'\].*levels: saved \[8, 5, 5, 5\], given \[4, 4\]"):
+        parse_config(Cfg, [*where, "--resume", "--levels", "[4,4]", "--lr", "0.5"])
+    assert parse_config(Cfg, [*where, "--resume", "--lr", "0.01"]).lr == 0.01  # the same value is fine
+    assert saved.read_bytes() == before
+    with pytest.raises(TypeError, match="a run folder holding a config.yaml"):
+        parse_config(Cfg, ["--resume", str(tmp_path / "missing")])
