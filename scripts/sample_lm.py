@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from genlab.lm.captions import label_of, prompt_for
 from genlab.lm.generate import Sampling, text_to_image
@@ -76,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     flat = [p for p in prompts for _ in range(n)]
     g = torch.Generator(device).manual_seed(cfg.seed)
-    grids = torch.cat([text_to_image(model, flat[i:i + cfg.batch_size], sampling, generator=g)
-                       for i in range(0, len(flat), cfg.batch_size)])
+    chunks = tqdm(range(0, len(flat), cfg.batch_size), desc="sample", unit="batch", dynamic_ncols=True)
+    grids = torch.cat([text_to_image(model, flat[i:i + cfg.batch_size], sampling, generator=g) for i in chunks])
     images = torch.cat([tok.decode(chunk).float().clamp(-1, 1).cpu() for chunk in grids.split(256)])
     per_prompt = images.view(len(prompts), n, *images.shape[1:])
     shown = min(n, 10)

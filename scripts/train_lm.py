@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
 
 from genlab.data import DIGIT_NAMES, load_digits_tensors
 from genlab.lm.captions import TEMPLATES, prompt_for
@@ -183,7 +184,8 @@ def sample_digits(run: Run, model, tok: ImageTokenizer, cfg: LMTrainConfig, step
     labels = torch.arange(10).repeat_interleave(cfg.eval_samples)
     prompts = [prompt_for(int(c)) for c in labels]
     g = torch.Generator(run.device).manual_seed(cfg.seed)
-    grids = torch.cat([text_to_image(lm, prompts[i:i + 200], cfg.sampling(), generator=g) for i in range(0, len(prompts), 200)])
+    chunks = tqdm(range(0, len(prompts), 200), desc=f"sample step {step}", unit="batch", leave=False, dynamic_ncols=True)
+    grids = torch.cat([text_to_image(lm, prompts[i:i + 200], cfg.sampling(), generator=g) for i in chunks])
     images = tok.to(run.device).decode(grids).float().clamp(-1, 1).cpu()
     lm.train()
     shown = min(cfg.eval_samples, 10)

@@ -147,7 +147,10 @@ def evaluate(run: Run, cfg: FlowTrainConfig, ema_net, shape, num_classes: int, s
     null = num_classes if num_classes else None
     results = {}
     ema_net.eval()
-    for spec in cfg.eval_solvers:
+    from tqdm.auto import tqdm
+
+    for spec in tqdm(cfg.eval_solvers, desc=f"evaluate step {step}", unit="solver", leave=False, disable=not run.is_main,
+                     dynamic_ncols=True):
         samples, nfe = integrate(ema_net, x0[mine], labels[mine] if labels is not None else None, spec,
                                  guidance_scale=cfg.guidance_scale, null_label=null, batch_size=cfg.eval_batch_size,
                                  device=acc.device, autocast=acc.autocast, rtol=cfg.rtol, atol=cfg.atol)
