@@ -34,8 +34,8 @@ class FeatureNetConfig(TrainConfig):
     batch_size: int = 64
     lr: float = 2e-3  # OneCycle peak
     weight_decay: float = 1e-4
-    log_every: int = 22
-    eval_every: int = 0
+    log_every: int = 22  # the loss and held-out accuracy are logged once per epoch: keep it at the epoch's batch count
+    eval_every: int = 0  # the held-out accuracy is measured after every epoch; keep 0
     ckpt_every: int = 110  # steps (22 per epoch)
     out: str = str(DEFAULT_WEIGHTS)  # where the weights go; the shipped asset by default
 
@@ -46,11 +46,12 @@ class FeatureNetConfig(TrainConfig):
         if self.optimizer != "adamw" or self.grad_accum not in (None, 1):
             raise ValueError("the feature network trains with --optimizer adamw and --grad_accum 1 only")
         # its OneCycle schedule and unclipped steps are part of the shipped classifier's recipe
-        fixed = {"schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0}
+        fixed = {"schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "eval_every": 0, "num_workers": 0}
         changed = [k for k, v in fixed.items() if getattr(self, k) != v]
         if changed:
             raise ValueError(f"train_feature_net.py does not take {changed}: its OneCycle schedule over --epochs sets "
-                             "the learning rate and the number of steps, without gradient clipping")
+                             "the learning rate and the number of steps, without gradient clipping; it evaluates after "
+                             "every epoch and reads tensors held in memory (no DataLoader workers)")
 
 
 class DataOrder:
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.max_steps not in (TrainConfig.max_steps, cfg.epochs * per_epoch):
         raise ValueError(f"config key 'max_steps'={cfg.max_steps} is derived here (epochs x {per_epoch} batches = "
                          f"{cfg.epochs * per_epoch}); set --epochs instead")
+    if cfg.log_every != per_epoch:
+        raise ValueError(f"config key 'log_every'={cfg.log_every}: this script logs once per epoch; set it to the epoch's "
+                         f"{per_epoch} batches (1438 // batch_size)")
     cfg.max_steps = cfg.epochs * per_epoch
     run = Run(cfg)  # seeds torch with cfg.seed, so the initialisation below is the seed's
     acc = run.accelerator

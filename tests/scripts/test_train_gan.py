@@ -41,11 +41,12 @@ def records(run):
 
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    """A 4-step ReFlow-critic run with the proximal generator under bf16 autocast, EMA and lr decay."""
+    """A 4-step ReFlow-critic run with the proximal generator under bf16 autocast, EMA, warm-up, lr decay and
+    gradient clipping."""
     out = tmp_path_factory.mktemp("gan")
     script = str(ROOT / "scripts" / "train_gan.py")
     run_script([script, *TOY, "--objective", "reflow", "--generator_loss", "proximal", "--mixed_precision", "bf16",
-                "--ema_decay", "0.9", "--schedule", "linear", "--max_steps", "4", "--ckpt_every", "2", "--eval_every", "2",
+                "--ema_decay", "0.9", "--schedule", "linear", "--warmup_steps", "4", "--grad_clip", "1.0", "--max_steps", "4", "--ckpt_every", "2", "--eval_every", "2",
                 "--name", "t", "--output_dir", str(out)], out)
     return out / "t"
 
@@ -59,7 +60,10 @@ def test_toy_run_writes_everything_a_user_expects(toy_run):
     assert (toy_run / "checkpoints" / "step_00000004" / "custom_checkpoint_0.pkl").exists()  # the EMA generator
     train = [r for r in records(toy_run) if r["split"] == "train"]
     assert {"critic_loss", "generator_loss", "wasserstein", "gp", "lr"} <= set(train[0])
-    assert train[-1]["lr"] < train[0]["lr"]  # linear decay
+    from genlab.train import lr_factor
+
+    # the shared schedule, advanced once per step: warm-up over 4 steps times linear decay to 0
+    assert [r["lr"] for r in train] == pytest.approx([1e-3 * lr_factor(k, 4, 4, "linear") for k in (1, 2, 3, 4)])
     assert [r["step"] for r in records(toy_run) if r["split"] == "eval"] == [2, 4]
     assert list((toy_run / "tb").rglob("events.out.tfevents*"))
 
