@@ -37,15 +37,15 @@ class LMConfig:
     image_grid: list[int] = field(default_factory=lambda: [4, 4])  # (h, w) of every image in the stream
     positions: str = "rope_tie"  # rope_tie | rope_tv | flatten1d
     context: int = 64  # most tokens a stream (prompt plus generated tokens) may hold
-    dim: int = 128
-    depth: int = 4
-    heads: int = 4
+    dim: int = 128  # model width
+    depth: int = 4  # Transformer blocks
+    heads: int = 4  # attention heads
     mixer: str = "attention"  # attention | gau
     norm: str = "pre"  # pre | post
     mlp_ratio: float = 4.0  # attention blocks' MLP width
     qk_dim: int = 64  # GAU's shared query/key width s
-    dropout: float = 0.0
-    rope_base: float = 10000.0
+    dropout: float = 0.0  # dropout probability in the blocks
+    rope_base: float = 10000.0  # RoPE frequency base
 
     def validate_model(self) -> None:
         check_choice("positions", self.positions, MODES)

@@ -38,8 +38,8 @@ DEFAULT_LEVELS = [8, 5, 5, 5]
 class TokenizerConfig:
     """Architecture of an :class:`ImageTokenizer` (fields shared with the training scripts)."""
 
-    image_channels: int = 3
-    image_size: int = 32
+    image_channels: int = 3  # 1 (grayscale) or 3 (RGB)
+    image_size: int = 32  # images are image_size x image_size
     backbone: str = "conv"  # conv (ResNet blocks) | vit (Transformer on downsample x downsample patches, RoPE-2D)
     backbone_options: dict = field(default_factory=dict)  # vit: depth, heads, mixer, norm, mlp_ratio, ...
     channels: int = 64  # width of the first stage (vit: the Transformer width)

@@ -57,7 +57,7 @@ class FlowTrainConfig(TrainConfig, FlowNetConfig):
     time_steps: int = 1  # discrete: train at t in {0, 1/k, ..., (k-1)/k} (k-step distillation)
     couplings: str = ""  # reflow: a coupling folder of (z0, z1) pairs to train on instead of noise/data
     init_from: str = ""  # start from these flow weights (reflow, distillation)
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # EMA of the weights (genlab.train.ema, with its warm-up), used for evaluation and saved
     # diffusers' U-Net for 8x8 digits: 32 then 64 channels, self-attention at 4x4
     width: int = 32
     channel_mult: list[int] = field(default_factory=lambda: [1, 2])
@@ -70,14 +70,14 @@ class FlowTrainConfig(TrainConfig, FlowNetConfig):
     grad_clip: float = 1.0
     eval_every: int = 2000
     ckpt_every: int = 500
-    eval_solvers: list[str] = field(default_factory=lambda: ["euler:10", "heun:10"])
-    eval_samples: int = 500
-    eval_batch_size: int = 500
+    eval_solvers: list[str] = field(default_factory=lambda: ["euler:10", "heun:10"])  # solvers of every evaluation
+    eval_samples: int = 500  # samples per evaluation solver
+    eval_batch_size: int = 500  # samples integrated together
     guidance_scale: float = 1.0  # classifier-free guidance of the evaluation samples
     rtol: float = 1e-5  # dopri5 evaluation tolerances
-    atol: float = 1e-5
+    atol: float = 1e-5  # dopri5 absolute tolerance
     straightness_steps: int = 32  # Euler steps of the straightness estimate on a fixed batch; 0 = off
-    grid_per_class: int = 10
+    grid_per_class: int = 10  # images per class in the evaluation grids
 
     def validate(self) -> None:
         TrainConfig.validate(self)

@@ -83,7 +83,7 @@ def test_help_through_a_real_process(script, flag):
     _check_lists_every_field(proc.stdout, _classes(script))
 
 
-def test_train_config_fields_all_have_descriptions():
-    from genlab.train import TrainConfig
-
-    assert all(field_help(TrainConfig).values())
+@pytest.mark.parametrize("script", sorted(CONFIGS))
+def test_every_field_has_a_description(script):
+    for cls in _classes(script):
+        assert [k for k, v in field_help(cls).items() if not v] == [], cls.__name__
