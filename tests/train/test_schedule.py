@@ -54,3 +54,16 @@ def test_one_scheduler_step_per_optimizer_step_with_accumulation(tmp_path, fresh
         assert scheduler.scheduler.last_epoch == step
     assert updates == 12
     assert (tmp_path / "s" / "config.yaml").read_text().count("grad_accum: 4") == 1
+
+
+def test_no_scheduler_step_on_micro_batches_or_skipped_fp16_steps():
+    """fp16 needs a GPU, so the loss scaler's skip is stood in for by the flag Accelerate's optimizer exposes."""
+    from types import SimpleNamespace
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = build_scheduler(optimizer, 4, 10)
+    for sync, skipped, stepped in [(False, False, 0), (True, True, 0), (True, False, 1)]:
+        run = SimpleNamespace(accelerator=SimpleNamespace(sync_gradients=sync))
+        Run.step_scheduler(run, scheduler, SimpleNamespace(step_was_skipped=skipped))
+        assert scheduler.last_epoch == stepped
