@@ -1,5 +1,5 @@
 """reflow.py: couplings of a trained run (resumable, refusing other settings), 2-rectified flow
-training on the fixed pairs, and k-step distillation (both through train_flow.py)."""
+training on the fixed pairs, and k-step distillation (both with train_flow.py's loop)."""
 
 import json
 
@@ -45,7 +45,7 @@ def test_couplings_reflow_and_distillation(toy_run, tmp_path):
 def test_reflow_needs_a_finished_run_and_a_name(tmp_path, toy_run):
     with pytest.raises(FileNotFoundError, match="not a finished train_flow.py run"):
         reflow_main(["couplings", "--run", str(tmp_path)])
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="reflow.py needs --name"):
         reflow_main(["reflow", "--run", str(toy_run), "--couplings", str(tmp_path)])  # --name is required
     with pytest.raises(SystemExit):
         reflow_main(["bogus"])
