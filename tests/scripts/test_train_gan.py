@@ -84,7 +84,7 @@ def test_resume_after_sigkill_is_bitwise_exact(tmp_path, script):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "results.json").exists(), "the run finished before it could be killed"
-    run_script(common + ["--name", "killed", "--resume", "--eval_every", "0"], tmp_path)
+    run_script(common + ["--name", "killed", "--resume", "--eval_every", "0", "--eval_samples", "1500"], tmp_path)
     final = [tmp_path / r / "checkpoints" / "step_00000009" for r in ("straight", "killed")]
     for name in ("model.safetensors", "model_1.safetensors"):  # generator, critic
         a, b = (load_file(str(f / name)) for f in final)
@@ -142,9 +142,13 @@ def test_weights_of_another_model_fail_clearly(toy_run, tmp_path, script):
     with pytest.raises(ValueError, match="holds a 'DigitsClassifier', not a 'GANGenerator'"):
         load_script("sample_gan").main(["--weights", str(ROOT / "assets" / "digits_classifier.safetensors"), "--out", str(tmp_path)])
     copy = tmp_path / "t"
-    shutil.copytree(toy_run, copy)  # resume its checkpoint into networks of another width
-    proc = run_script([script("train_gan.py"), *TOY, "--objective", "reflow", "--max_steps", "6", "--width", "32",
-                       "--name", "t", "--resume", "--output_dir", str(tmp_path)], tmp_path, check=False)
+    shutil.copytree(toy_run, copy)
+    where = ["--name", "t", "--resume", "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match=r"changes \['width'\] \(width: saved 16, given 32\)"):
+        load_script("train_gan").main([*TOY, "--objective", "reflow", "--max_steps", "6", "--width", "32", *where])
+    config = copy / "config.yaml"  # a config that no longer matches its checkpoint: networks of another width
+    config.write_text(config.read_text().replace("width: 16", "width: 32"))
+    proc = run_script([script("train_gan.py"), "--max_steps", "6", *where], tmp_path, check=False)
     assert proc.returncode != 0 and "does not fit this model or optimizer" in proc.stderr
 
 
