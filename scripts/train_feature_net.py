@@ -23,11 +23,14 @@ import torch.nn.functional as F
 from genlab.data import load_digits_tensors
 from genlab.metrics.features import DEFAULT_WEIGHTS, INPUT_SIZE, WEIGHTS_KIND, DigitsClassifier
 from genlab.train import Run, TrainConfig, check_finite_loss, parse_config, save_weights
+from genlab.train.config import CHANGEABLE_ON_RESUME
 
 
 @dataclass
 class FeatureNetConfig(TrainConfig):
     """The digits classifier's training; its schedule is OneCycle over ``epochs`` (fixed)."""
+
+    CHANGEABLE_ON_RESUME = (*CHANGEABLE_ON_RESUME, "epochs")  # epochs sets max_steps here
 
     name: str = "digits_classifier"
     epochs: int = 40  # max_steps is derived: epochs x (1438 // batch_size) batches
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     x, y = load_digits_tensors("train", INPUT_SIZE)
     x_test, y_test = load_digits_tensors("test", INPUT_SIZE)
     per_epoch = len(x) // cfg.batch_size
-    if cfg.max_steps not in (TrainConfig.max_steps, cfg.epochs * per_epoch):
+    if not cfg.resume and cfg.max_steps not in (TrainConfig.max_steps, cfg.epochs * per_epoch):
         raise ValueError(f"config key 'max_steps'={cfg.max_steps} is derived here (epochs x {per_epoch} batches = "
                          f"{cfg.epochs * per_epoch}); set --epochs instead")
     if cfg.log_every != per_epoch:

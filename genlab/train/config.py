@@ -352,6 +352,7 @@ def _resume_values(cls: type, given: dict[str, Any], hints: dict[str, Any], know
     A given key whose value differs from the saved one (compared after ``__post_init__``, so merged
     defaults compare equal) is refused unless it is in :data:`CHANGEABLE_ON_RESUME`.
     """
+    changeable = getattr(cls, "CHANGEABLE_ON_RESUME", CHANGEABLE_ON_RESUME)  # a config class may add its own
     defaults = {f.name: _default_of(f) for f in dataclasses.fields(cls)}
     folder = Path(given.get("output_dir", defaults["output_dir"])) / given.get("name", defaults["name"])
     saved_path = folder / "config.yaml"
@@ -364,14 +365,14 @@ def _resume_values(cls: type, given: dict[str, Any], hints: dict[str, Any], know
         saved_values[key] = _coerce(key, value, hints[key])
     saved = cls(**saved_values)
     mine = cls(**given)
-    differ = [k for k in given if k not in CHANGEABLE_ON_RESUME and k not in ("output_dir", "name")
+    differ = [k for k in given if k not in changeable and k not in ("output_dir", "name")
               and _plain(getattr(mine, k)) != _plain(getattr(saved, k))]
     if differ:
         detail = ", ".join(f"{k}: saved {_plain(getattr(saved, k))!r}, given {_plain(getattr(mine, k))!r}" for k in differ)
         raise ValueError(f"--resume continues {str(folder)!r} with its saved config.yaml; the command line changes "
-                         f"{differ} ({detail}). Only {list(CHANGEABLE_ON_RESUME)} may change on resume: drop the "
+                         f"{differ} ({detail}). Only {list(changeable)} may change on resume: drop the "
                          "others, or start a new run with --name (or --overwrite).")
-    saved_values.update({k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME})
+    saved_values.update({k: v for k, v in given.items() if k in changeable})
     saved_values.update(resume=True, output_dir=str(folder.parent), name=folder.name)
     return saved_values
 
