@@ -51,5 +51,5 @@ def test_bad_input_fails_clearly(toy_run, tmp_path):
         sample_main(["--run", str(toy_run), "--solver", "euler:0", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="not a train_flow.py run folder"):
         sample_main(["--run", str(tmp_path / "none")])
-    with pytest.raises(SystemExit):  # argparse: guidance on an unconditional flow
+    with pytest.raises(ValueError, match="needs a class-conditional flow"):
         sample_main(["--run", str(toy_run), "--guidance_scale", "2", "--out", str(tmp_path)])
