@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from genlab.flows.samplers import sample
-from genlab.train.io import atomic_path, write_text_atomic
+from genlab.io import atomic_path, write_text_atomic
 
 MANIFEST = "couplings.json"
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from genlab.data import PhotoPatches
 from genlab.tokenizers import ImageTokenizer, TokenizerConfig, VectorQuantizer, build_tokenizer
 from genlab.train import parse_config, verify_checkpoint
-from genlab.train.io import load_weights, save_weights
+from genlab.io import load_weights, save_weights
 from scripts.train_vqvae import VQ_DEFAULTS, VQVAETrainConfig
 from tests.scripts.conftest import ROOT, run_script
 
