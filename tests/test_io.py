@@ -103,3 +103,17 @@ def test_model_packages_do_not_import_the_training_harness():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]"
+
+
+def test_relative_config_paths_fall_back_to_the_packaged_configs(tmp_path, monkeypatch):
+    from genlab.resources import configs_dir, resolve_config_path
+    from genlab.train.config import load_yaml
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config_path("configs/fsq/photos.yaml") == configs_dir() / "fsq" / "photos.yaml"
+    assert load_yaml("configs/fsq/photos.yaml") == load_yaml(configs_dir() / "fsq" / "photos.yaml")
+    (tmp_path / "configs" / "fsq").mkdir(parents=True)
+    (tmp_path / "configs" / "fsq" / "photos.yaml").write_text("max_steps: 3\n")
+    assert load_yaml("configs/fsq/photos.yaml") == {"max_steps": 3}  # a file on disk wins
+    with pytest.raises(FileNotFoundError, match="configs/fsq/none.yaml"):
+        load_yaml("configs/fsq/none.yaml")
