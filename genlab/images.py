@@ -69,3 +69,6 @@ def save_scatter(points: Tensor, path: str | Path, title: str = "", reference: T
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+__all__ = ["save_figure", "save_grid", "save_scatter"]

@@ -7,11 +7,11 @@ from genlab.gans.likelihood_ratio import EXAMPLES, ConstructionReport, Likelihoo
 from genlab.gans.networks import (CRITIC_KIND, GENERATOR_KIND, Critic, Generator, NetworkConfig, build_critic, build_generator,
                                   load_generator, network_config_dict)
 from genlab.gans.objectives import OBJECTIVES, build_objective
-from genlab.gans.wgan import GradientPenaltyCritic, interpolate, proximal_loss, proximal_target, reflow_critic, wgan_gp
+from genlab.gans.wgan import GradientPenaltyLoss, penalty_interpolates, proximal_loss, proximal_target, reflow_critic, wgan_gp
 
 __all__ = [
     "ALIASES", "CRITIC_KIND", "ConstructionReport", "Critic", "DIVERGENCES", "EXAMPLES", "FDivergence", "GENERATOR_KIND", "Generator",
-    "GradientPenaltyCritic", "LikelihoodRatioGAN", "NetworkConfig", "NonFiniteCriticError", "OBJECTIVES",
-    "build_critic", "build_generator", "build_objective", "check_construction", "interpolate", "load_generator", "network_config_dict",
+    "GradientPenaltyLoss", "LikelihoodRatioGAN", "NetworkConfig", "NonFiniteCriticError", "OBJECTIVES",
+    "build_critic", "build_generator", "build_objective", "check_construction", "penalty_interpolates", "load_generator", "network_config_dict",
     "proximal_loss", "proximal_target", "reflow_critic", "wgan_gp",
 ]
