@@ -67,6 +67,13 @@ def load_digits_classifier(path: str | None = None) -> DigitsClassifier:
     return model.eval()
 
 
+def weights_sha256(path: str | Path | None = None) -> str:
+    """sha256 of the classifier weights file at ``path`` (default: the shipped one), recorded with every score."""
+    import hashlib
+
+    return hashlib.sha256(Path(path or DEFAULT_WEIGHTS).read_bytes()).hexdigest()
+
+
 @torch.no_grad()
 def digits_features(images: Tensor, batch_size: int = 512, path: str | None = None) -> tuple[Tensor, Tensor]:
     """``(features (N, 128), predicted labels (N,))`` of digit images under the shipped network."""
