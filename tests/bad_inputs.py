@@ -126,6 +126,12 @@ def _identity(x, t):
     return x
 
 
+def _gau():
+    from genlab.nn.gau import GAU
+
+    return GAU(8, qk_dim=4)
+
+
 def _attention_with_cache_of(batch: int):
     attn, cache = Attention(8, heads=2), KVCache()
     attn(torch.zeros(batch, 3, 8), cache=cache)
@@ -254,6 +260,8 @@ CASES: list[Case] = [
     Case("Attention(x, cache)", "a batch of 3 on a cache of 2 sequences",
          lambda: (lambda a, c: a(torch.zeros(3, 1, 8), cache=c))(*_attention_with_cache_of(2)), ValueError,
          "batch size 3 but the cache holds 2 sequences"),
+    Case("GAU(x)", "a 2-D x (T, D)", lambda: _gau()(torch.zeros(3, 8)), ValueError,
+         "GAU input x must be \\(B, T, D=8\\)"),
     Case("Transformer(x)", "width 9 for dim=8", lambda: Transformer(8, depth=1, heads=2)(torch.zeros(2, 3, 9)), ValueError,
          "Transformer input x has width D=9; expected dim=8"),
     Case("Lion(params, betas)", "betas=(0.9, 1.5)", lambda: Lion([_param()], betas=(0.9, 1.5)), ValueError,
