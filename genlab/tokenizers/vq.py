@@ -126,8 +126,8 @@ class VectorQuantizer(nn.Module):
 
     Shapes:
         input ``(..., dim)`` (or ``(B, dim, *spatial)`` with ``channel_first``) holding at least one
-        vector; ``quantized`` has the input's shape and dtype; ``indices`` (``torch.long``) drops the channel axis; ``loss`` is a
-        float32 scalar.
+        vector; ``quantized`` has the input's shape and dtype; ``indices`` (``torch.long``) drops the
+        channel axis; ``loss`` is a float32 scalar.
 
     Example:
         >>> vq = VectorQuantizer(dim=8, codebook_size=64, kmeans_init=True, dead_code_threshold=0.1)
