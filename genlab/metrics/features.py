@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.io import PretrainedMixin
+from genlab.io import PretrainedMixin, sha256_file
 from genlab.resources import asset_path
 
 NETWORK_NAME = "digits-cnn"
@@ -75,6 +75,11 @@ def load_digits_classifier(path: str | None = None) -> DigitsClassifier:
             "(genlab/assets/) and can be rebuilt offline with `python scripts/train_feature_net.py`"
         )
     return DigitsClassifier.from_pretrained(path)
+
+
+def weights_sha256(path: str | Path | None = None) -> str:
+    """sha256 of the classifier weights file at ``path`` (default: the shipped one), recorded with every score."""
+    return sha256_file(path or DEFAULT_WEIGHTS)
 
 
 @torch.no_grad()

@@ -1,5 +1,7 @@
 """The shipped digits network, FD-digits-cnn with its noise floor, and the Inception FID paths."""
 
+import hashlib
+
 import pytest
 import torch
 
@@ -32,6 +34,8 @@ def test_real_digits_score_near_their_noise_floor_and_noise_far_above():
     noise = digits_scores(torch.rand(359, 1, 16, 16) * 2 - 1)
     assert noise.value > 10 * real.value and noise.extra["recall"] < 0.05
     assert noise.protocol["samples"] == 359 and "noise_floor" in noise.protocol
+    # Provenance: the hash of the feature network's weights file goes with every score.
+    assert real.protocol["weights_sha256"] == hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
 
 
 def test_digits_scores_bad_input():
