@@ -43,7 +43,7 @@ from genlab.gans import OBJECTIVES
 from genlab.train import parse_config, save_figure, save_grid
 from genlab.train.generators import load_generator
 from genlab.train.generators import sample_generator as sample
-from genlab.train.io import write_text_atomic
+from genlab.io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ from genlab.data import build_image_dataset
 from genlab.metrics import Score, digits_scores, inception_scores
 from genlab.train import parse_config
 from genlab.train.config import load_yaml
-from genlab.train.io import write_text_atomic
+from genlab.io import write_text_atomic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 

@@ -38,7 +38,7 @@ from genlab.flows.networks import load_velocity_net
 from genlab.train import parse_config
 from genlab.train.config import _parse_argv, format_help, load_yaml
 from genlab.train.flow import FlowTrainConfig, train_flow
-from genlab.train.io import sha256_file
+from genlab.io import sha256_file
 
 
 @dataclass

@@ -34,10 +34,11 @@ from tqdm.auto import tqdm
 
 from genlab.flows.evaluate import class_grid, integrate, noise_and_labels, parse_solver, plot_quality_vs_nfe, score_samples
 from genlab.flows.networks import load_velocity_net
+from genlab.io import atomic_path, write_text_atomic
 from genlab.metrics.protocol import library_versions
-from genlab.train import parse_config, save_grid, save_scatter, to_uint8
+from genlab.train import parse_config, save_grid, save_scatter
 from genlab.train.config import load_yaml
-from genlab.train.io import atomic_path, write_text_atomic
+from genlab.utils import to_uint8
 
 COMPARE = ["euler:1", "euler:2", "euler:4", "euler:8", "euler:16", "euler:32", "midpoint:1", "midpoint:2", "midpoint:4",
            "midpoint:8", "midpoint:16", "heun:1", "heun:2", "heun:4", "heun:8", "heun:16", "rk4:1", "rk4:2", "rk4:4", "rk4:8",

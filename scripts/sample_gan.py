@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from genlab.data import TOY2D, Toy2D, build_image_dataset
+from genlab.gans import load_generator
 from genlab.train import parse_config, save_grid, save_scatter, write_text_atomic
-from genlab.train.generators import load_generator, sample_generator
+from genlab.train.generators import sample_generator
 
 if TYPE_CHECKING:
     from genlab.metrics import Score

@@ -27,7 +27,7 @@ from genlab.lm.model import StreamLM
 from genlab.metrics import digits_features, digits_scores
 from genlab.tokenizers import ImageTokenizer
 from genlab.train import parse_config, save_grid
-from genlab.train.io import write_text_atomic
+from genlab.io import write_text_atomic
 
 
 @dataclass

@@ -37,7 +37,7 @@ from genlab.lm.stream import LOSS_ON, StreamBatch, StreamBuilder
 from genlab.metrics import digits_scores
 from genlab.tokenizers import ImageTokenizer
 from genlab.train import Run, TrainConfig, build_optimizer, build_scheduler, check_finite_loss, parse_config, save_grid, save_weights
-from genlab.train.io import write_text_atomic
+from genlab.io import write_text_atomic
 from genlab.utils import check_choice
 
 

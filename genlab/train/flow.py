@@ -28,8 +28,8 @@ from genlab.flows.evaluate import class_grid, integrate, noise_and_labels, parse
 from genlab.flows.networks import WEIGHTS_KIND, FlowNetConfig, build_velocity_net, drop_labels, velocity_net_metadata
 from genlab.train.config import TrainConfig
 from genlab.train.ema import build_ema
-from genlab.train.images import save_grid, save_scatter
-from genlab.train.io import load_weights, save_weights
+from genlab.images import save_grid, save_scatter
+from genlab.io import load_weights, save_weights
 from genlab.train.optim import build_optimizer
 from genlab.train.run import Run, check_finite_loss
 from genlab.train.schedule import build_scheduler

@@ -22,8 +22,8 @@ from genlab.tokenizers import TokenizerConfig, build_tokenizer, tokenizer_config
 from genlab.tokenizers.autoencoder import WEIGHTS_KIND
 from genlab.tokenizers.evaluate import evaluate_tokenizer
 from genlab.train.config import TrainConfig
-from genlab.train.images import save_grid
-from genlab.train.io import save_weights
+from genlab.images import save_grid
+from genlab.io import save_weights
 from genlab.train.optim import build_optimizer
 from genlab.train.run import Run, check_finite_loss
 from genlab.train.schedule import build_scheduler

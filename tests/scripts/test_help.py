@@ -28,9 +28,8 @@ CONFIGS = {
     "compare_gans.py": ["CompareGANsConfig"],
     "compare_tokenizers.py": ["CompareTokenizersConfig"],
 }
-# bench.py (argparse over benchmark topics) and bad_inputs_table.py (a docs generator) are tools of
-# the benchmark and bad-input suites, not model scripts; they keep their own flags.
-OTHER_TOOLS = {"bench.py", "bad_inputs_table.py", "__init__.py"}
+# bench.py (argparse over benchmark topics) is the benchmark suite's tool, not a model script; it keeps its flags.
+OTHER_TOOLS = {"bench.py", "__init__.py"}
 
 
 def _classes(script: str) -> list[type]:
