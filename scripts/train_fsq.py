@@ -6,11 +6,17 @@
     python scripts/train_fsq.py --config configs/fsq/photos_long.yaml
     python scripts/train_fsq.py --max_steps 100 --name quick --mixed_precision bf16
     python scripts/train_fsq.py --resume                          # continue runs/fsq from its newest checkpoint
+    python scripts/train_fsq.py --config configs/fsq/photos64_gan.yaml   # VQGAN-style: L2 + PatchGAN (hinge), 64 x 64
 
 Writes ``runs/<name>/``: config.yaml, metrics.jsonl, TensorBoard logs (tb/), checkpoints,
 weights/tokenizer.safetensors, samples/reconstructions_*.png (originals on odd rows,
-reconstructions below them) and results.json with the test-set PSNR, SSIM, codebook usage
-and perplexity.
+reconstructions below them) and results.json with the test-set PSNR, SSIM, high-frequency ratio,
+codebook usage and perplexity (on digits also rFD-digits-cnn and the classifier's accuracy).
+
+The loss fields (``perceptual_weight``, ``adversarial``, ``disc_weight``, ``disc_start``, ``disc_lr``,
+``adaptive_weight``, ``lecam_weight``, ...) are :class:`genlab.tokenizers.losses.TokenizerLossConfig`'s:
+with ``adversarial`` set, a PatchGAN discriminator trains with its own optimizer, and both networks
+checkpoint and resume together.
 
 ``main`` takes the config class, so ``train_vqvae.py`` runs this same loop with ``quantizer: vq``.
 """
@@ -31,11 +37,12 @@ from genlab.data import build_image_dataset  # noqa: E402
 from genlab.tokenizers import TokenizerConfig, build_tokenizer, tokenizer_config_dict  # noqa: E402
 from genlab.tokenizers.autoencoder import WEIGHTS_KIND  # noqa: E402
 from genlab.tokenizers.evaluate import evaluate_tokenizer  # noqa: E402
+from genlab.tokenizers.losses import TokenizerLoss, TokenizerLossConfig, last_layer  # noqa: E402
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, lr_lambda, parse_config, save_grid, save_weights  # noqa: E402
 
 
 @dataclass
-class TokenizerTrainConfig(TrainConfig, TokenizerConfig):
+class TokenizerTrainConfig(TrainConfig, TokenizerConfig, TokenizerLossConfig):
     """Training an image tokenizer; the architecture fields come from TokenizerConfig."""
 
     name: str = "fsq"
@@ -56,10 +63,12 @@ class TokenizerTrainConfig(TrainConfig, TokenizerConfig):
     def validate(self) -> None:
         TrainConfig.validate(self)
         self.validate_tokenizer()
+        self.validate_losses()
 
 
 def evaluate_and_show(run: Run, model, test_loader, test_images: torch.Tensor, step: int) -> dict:
-    metrics = evaluate_tokenizer(model, test_loader, gather=run.accelerator.gather_for_metrics)
+    metrics = evaluate_tokenizer(model, test_loader, gather=run.accelerator.gather_for_metrics,
+                                 digits=run.cfg.dataset == "digits")
     run.log(step, metrics, split="test")
     if run.is_main:
         model_ = run.accelerator.unwrap_model(model)
@@ -92,6 +101,14 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
     test_loader = DataLoader(test_set, batch_size=cfg.eval_batch_size)
     model, optimizer, loader, test_loader, scheduler = acc.prepare(model, optimizer, loader, test_loader, scheduler)
+    # perceptual / adversarial terms: the discriminator and its optimizer are prepared (and so checkpointed)
+    # next to the tokenizer's; nothing is built (no random draw) for the plain reconstruction loss
+    tok_loss = TokenizerLoss(cfg, cfg.image_channels).to(acc.device)
+    disc = opt_d = None
+    if tok_loss.adversarial:
+        disc, opt_d = acc.prepare(*tok_loss.build_discriminator(cfg.lr))
+        if tok_loss.lecam is not None:
+            acc.register_for_checkpointing(tok_loss.lecam)
     run.print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, codebook of "
               f"{acc.unwrap_model(model).codebook_size} codes, {acc.num_processes} process(es) on {acc.device}")
 
@@ -102,12 +119,16 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
         for images, _ in micro_batches:
             with acc.accumulate(model):
                 out = model(images)
-                check_finite_loss(step, **out.losses)
-                run.optimizer_step(out.loss, model, optimizer, scheduler, cfg.grad_clip)
+                loss, extra = tok_loss.generator_loss(step, images, out, last_layer(acc.unwrap_model(model).decoder),
+                                                      acc.unwrap_model(disc) if disc is not None else None)
+                check_finite_loss(step, **out.losses, **extra)
+                run.optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip)
+                extra.update(tok_loss.discriminator_step(step, images, out.reconstruction, disc, opt_d, acc.backward,
+                                                         acc.scaler))
         if step % cfg.log_every == 0:
-            losses = {k: acc.reduce(v.detach(), "mean") for k, v in out.losses.items()}
+            losses = {k: acc.reduce(v.detach().float(), "mean") for k, v in {**out.losses, **extra}.items()}
             stats = {"dead_codes": quantizer.dead_codes} if hasattr(quantizer, "dead_codes") else {}
-            run.log(step, {"loss": out.loss.detach(), **losses, "lr": scheduler.get_last_lr()[0], **stats})
+            run.log(step, {"loss": loss.detach(), **losses, "lr": scheduler.get_last_lr()[0], **stats})
         if run.should_eval(step):
             t_eval = time.time()
             metrics = evaluate_and_show(run, model, test_loader, test_images, step)
