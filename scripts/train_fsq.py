@@ -103,12 +103,11 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
     model, optimizer, loader, test_loader, scheduler = acc.prepare(model, optimizer, loader, test_loader, scheduler)
     # perceptual / adversarial terms: the discriminator and its optimizer are prepared (and so checkpointed)
     # next to the tokenizer's; nothing is built (no random draw) for the plain reconstruction loss
-    tok_loss = TokenizerLoss(cfg, cfg.image_channels).to(acc.device)
+    tok_loss = TokenizerLoss(cfg, cfg.image_channels, seed=cfg.seed).to(acc.device)
     disc = opt_d = None
     if tok_loss.adversarial:
         disc, opt_d = acc.prepare(*tok_loss.build_discriminator(cfg.lr))
-        if tok_loss.lecam is not None:
-            acc.register_for_checkpointing(tok_loss.lecam)
+        acc.register_for_checkpointing(tok_loss)  # its generator and LeCam anchors
     run.print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, codebook of "
               f"{acc.unwrap_model(model).codebook_size} codes, {acc.num_processes} process(es) on {acc.device}")
 

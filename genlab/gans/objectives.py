@@ -123,8 +123,11 @@ class PenaltyObjective:
     def __init__(self, critic: GradientPenaltyCritic, name: str):
         self.critic, self.name = critic, name
 
-    def critic_loss(self, critic, real: Tensor, fake: Tensor, scaler=None) -> tuple[Tensor, dict[str, Tensor]]:
-        return self.critic.d_loss(per_sample(critic), real, fake, scaler=scaler)
+    def critic_loss(self, critic, real: Tensor, fake: Tensor, scaler=None,
+                    generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """``generator`` (on the CPU) draws the interpolation times instead of the global RNG."""
+        t = None if generator is None else torch.rand(len(real), generator=generator).to(real.device)
+        return self.critic.d_loss(per_sample(critic), real, fake, t=t, scaler=scaler)
 
     def generator_loss(self, critic, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         return self.critic.g_loss(per_sample(critic)(fake)), {}

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.gans import OBJECTIVES, LeCam, NonFiniteCriticError, PatchDiscriminator, build_objective
-from genlab.gans.objectives import patch_scores
+from genlab.gans.objectives import PenaltyObjective, patch_scores
 from genlab.gans.patch import NORMS
 from genlab.utils import check_choice, check_positive_int
 
@@ -206,9 +206,10 @@ class TokenizerLoss:
     Args:
         cfg: a :class:`TokenizerLossConfig` (or a config with its fields).
         image_channels: channels of the images (the discriminator's input).
+        seed: seed of the generator behind the penalty critics' random interpolation times.
     """
 
-    def __init__(self, cfg: TokenizerLossConfig, image_channels: int):
+    def __init__(self, cfg: TokenizerLossConfig, image_channels: int, seed: int = 0):
         self.cfg = cfg
         cfg.validate_losses()
         self.image_channels = check_positive_int("image_channels", image_channels)
@@ -216,6 +217,18 @@ class TokenizerLoss:
         self.objective = None if cfg.adversarial == "none" else build_objective(cfg.adversarial)
         self.lecam = LeCam() if cfg.lecam_weight > 0 else None
         self.gan_start = cfg.disc_start if cfg.gan_start is None else cfg.gan_start
+        # the penalty critics' interpolation times: own generator, same on every process, checkpointed
+        # through state_dict (a resumed run draws what the uninterrupted one would have)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        """The generator's state and the LeCam anchors (``accelerator.register_for_checkpointing(loss)``)."""
+        return {"generator": self.generator.get_state(), **({"lecam": self.lecam.state_dict()} if self.lecam else {})}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        if self.lecam is not None:
+            self.lecam.load_state_dict(state["lecam"])
 
     @property
     def adversarial(self) -> bool:
@@ -285,7 +298,8 @@ class TokenizerLoss:
         optimizer.zero_grad(set_to_none=True)
         critic = _FirstCall(discriminator)
         try:
-            loss, stats = self.objective.critic_loss(critic, images, reconstruction.detach(), scaler=scaler)
+            extra = {"generator": self.generator} if isinstance(self.objective, PenaltyObjective) else {}
+            loss, stats = self.objective.critic_loss(critic, images, reconstruction.detach(), scaler=scaler, **extra)
         except NonFiniteCriticError as err:
             raise FloatingPointError(f"{err} at step {step}; stopping. The last good checkpoint is untouched: lower "
                                      "disc_lr or use --mixed_precision no, then --resume.") from None

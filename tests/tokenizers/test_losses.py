@@ -55,6 +55,19 @@ def test_discriminator_step_sees_detached_reconstructions(adversarial):
     assert {"disc_loss", "lecam"} <= set(stats)
 
 
+def test_discriminator_step_draws_from_its_own_generator():
+    tok, loss, disc, _, images = _setup("reflow")
+    rec = tok(images).reconstruction.detach()
+    state, weights, global_before = loss.state_dict(), copy.deepcopy(disc.state_dict()), torch.random.get_rng_state()
+    sgd = torch.optim.SGD(disc.parameters(), lr=0.0)
+    first = loss.discriminator_step(1, images, rec, disc, sgd, lambda l: l.backward())
+    assert torch.equal(torch.random.get_rng_state(), global_before)  # no global draw in training code
+    second = loss.discriminator_step(1, images, rec, disc, sgd, lambda l: l.backward())
+    assert not torch.equal(first["gp"], second["gp"])  # new interpolation times
+    loss.load_state_dict(state)  # what a resumed run restores
+    assert torch.equal(loss.discriminator_step(1, images, rec, disc, sgd, lambda l: l.backward())["gp"], first["gp"])
+
+
 def test_tokenizer_step_does_not_update_the_discriminator():
     tok, loss, disc, _, images = _setup()
     before = copy.deepcopy(disc.state_dict())
