@@ -26,17 +26,17 @@ def _checkpoint(run_dir, step):
 
 
 def test_killed_adversarial_run_resumes_bitwise(tmp_path, script):
-    common = [script("train_fsq.py"), *TINY, *GAN, "--max_steps", "6", "--ckpt_every", "3", "--output_dir", str(tmp_path)]
+    common = [script("train_fsq.py"), *TINY, *GAN, "--max_steps", "4", "--ckpt_every", "2", "--output_dir", str(tmp_path)]
     run_script(common + ["--name", "straight"], tmp_path)
-    kill_after_checkpoint(common + ["--name", "split"], tmp_path, tmp_path / "split" / "checkpoints" / "step_00000003")
+    kill_after_checkpoint(common + ["--name", "split"], tmp_path, tmp_path / "split" / "checkpoints" / "step_00000002")
     proc = run_script(common + ["--name", "split", "--resume"], tmp_path)
     assert "resumed from" in proc.stdout
-    a, b = _checkpoint(tmp_path / "straight", 6), _checkpoint(tmp_path / "split", 6)
+    a, b = _checkpoint(tmp_path / "straight", 4), _checkpoint(tmp_path / "split", 4)
     assert a.keys() == b.keys() and any(k.startswith("model_1/") for k in a) and "lecam/ema_real" in a
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     records = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
-    assert [r["step"] for r in train] == list(range(1, 7))
+    assert [r["step"] for r in train] == list(range(1, 5))
     assert "disc_loss" not in train[0] and "gan" not in train[1] and {"disc_loss", "gan", "adaptive_weight"} <= set(train[2])
 
 
