@@ -132,7 +132,10 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, weights: str | os.PathLike | None = None, random_backbone: bool = False):
         super().__init__()
-        import lpips
+        try:
+            import lpips
+        except ImportError:
+            raise ImportError("the perceptual loss needs the lpips package: pip install 'genlab[perceptual]'") from None
 
         state = None
         if not random_backbone:
