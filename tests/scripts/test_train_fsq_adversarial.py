@@ -6,7 +6,7 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from tests.scripts.conftest import ROOT, kill_after_checkpoint, run_script
+from tests.scripts.conftest import kill_after_checkpoint, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "256", "--log_every", "1",
         "--eval_every", "0", "--grid_images", "8", "--warmup_steps", "0"]
@@ -41,7 +41,7 @@ def test_killed_adversarial_run_resumes_bitwise(tmp_path, script):
 
 
 def test_128_pixel_config_runs_end_to_end_at_tiny_width(tmp_path, script):
-    run_script([script("train_fsq.py"), "--config", str(ROOT / "configs" / "fsq" / "photos128_gan.yaml"),
+    run_script([script("train_fsq.py"), "--config", "configs/fsq/photos128_gan.yaml",
                 "--channels", "4", "--disc_channels", "4", "--batch_size", "2", "--max_steps", "2", "--disc_start", "0",
                 "--gan_start", "1", "--ckpt_every", "0", "--eval_every", "0", "--log_every", "1", "--name", "p128",
                 "--output_dir", str(tmp_path)], tmp_path)
