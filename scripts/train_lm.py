@@ -42,6 +42,7 @@ from genlab.lm.model import WEIGHTS_KIND, LMConfig, StreamLM, lm_config_dict, ne
 from genlab.lm.stream import LOSS_ON, StreamBatch, StreamBuilder  # noqa: E402
 from genlab.metrics import digits_scores  # noqa: E402
 from genlab.tokenizers import ImageTokenizer  # noqa: E402
+from genlab.optim import lazy_rows  # noqa: E402
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_weights  # noqa: E402
 from genlab.train.io import write_text_atomic  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
@@ -53,6 +54,7 @@ class LMTrainConfig(TrainConfig, LMConfig):
 
     name: str = "lm"
     dataset: str = "digits"  # digits (captioned images) | text (text_file) | pystdlib (the Python standard library's source, genlab.data.text)
+    lazy_embeddings: bool = False  # embedding rows absent from a batch keep value and momentum (Lion/Tiger drift, Su 9736)
     eval_windows: int = 512  # dataset=pystdlib: held-out windows scored per evaluation (spread evenly)
     tokenizer: str = ""  # ImageTokenizer weights; empty = train one with train_fsq.py
     tokenizer_levels: list[int] = field(default_factory=lambda: [8, 6, 5])  # when training one: FSQ levels (240 codes),
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
     builder = StreamBuilder(model.vocab, cfg.positions) if tok is not None else None
     betas = (0.9, 0.95) if cfg.optimizer == "adamw" else None  # GPT-style AdamW; Lion/Tiger keep their defaults
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, betas=betas)
+    if cfg.lazy_embeddings:
+        lazy_rows(optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.max_steps))
     # Its own generator: making an iterator (again on resume) must not draw from the global RNG that dropout uses.
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
