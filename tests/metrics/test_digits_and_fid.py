@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from genlab.data import load_digits_tensors
-from genlab.metrics import digits_features, digits_scores, find_inception_weights, inception_scores, to_uint8
+from genlab.metrics import digits_features, digits_scores, find_inception_weights, inception_scores
+from genlab.utils import to_uint8
 from genlab.metrics.features import DEFAULT_WEIGHTS
-from genlab.train.io import read_weights_metadata
+from genlab.io import read_weights_metadata
 
 
 def test_shipped_classifier_is_accurate_on_held_out_digits():
