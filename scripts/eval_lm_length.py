@@ -28,7 +28,7 @@ from genlab.data.text import ByteWindows, python_stdlib_corpus  # noqa: E402
 from genlab.lm.data import text_batch  # noqa: E402
 from genlab.lm.model import LMConfig, StreamLM, lm_config_dict  # noqa: E402
 from genlab.nn.rope import SCALINGS  # noqa: E402
-from genlab.train.io import write_text_atomic  # noqa: E402
+from genlab.io import write_text_atomic  # noqa: E402
 
 
 @torch.no_grad()
