@@ -108,3 +108,19 @@ def test_lazy_rows_keep_absent_embedding_rows_in_place():
     opt.step()
     assert torch.equal(model.embed.weight[200:], before) and opt.state[model.embed.weight]["exp_avg"][200].eq(1).all()
     assert not torch.equal(model.embed.weight[:100], moved)
+
+
+@pytest.mark.parametrize("scaling", ["rerope", "leaky_rerope"])
+def test_cached_decoding_past_train_len_matches_full_forwards(scaling):
+    """Decoding past train_len with the KV cache equals re-running the whole stream (ReRoPE's cache holds pre-RoPE keys).
+
+    Not so for the dynamic scalings: their cached keys keep the rotation they were stored with."""
+    torch.manual_seed(0)
+    model = StreamLM(LMConfig(**{**TINY, "train_len": 8, "rope_scaling": scaling, "rerope_window": 3})).eval()
+    tokens = torch.randint(0, 256, (1, 12))
+    cache = model.new_cache()
+    batch = text_batch(tokens)
+    model(tokens[:, :8], batch.positions[..., :8], cache=cache)
+    steps = [model(tokens[:, i:i + 1], batch.positions[..., i:i + 1], cache=cache)[:, -1] for i in range(8, 12)]
+    full = [model(tokens[:, :i + 1], batch.positions[..., :i + 1])[:, -1] for i in range(8, 12)]
+    torch.testing.assert_close(torch.stack(steps), torch.stack(full), atol=1e-5, rtol=0)
