@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from genlab.nn.attention import Attention
 from genlab.nn.gau import GAU
 from genlab.nn.norm import RMSNorm
-from genlab.nn.rope import RotaryEmbedding, pair_frequencies
+from genlab.nn.rope import RotaryEmbedding
 from genlab.nn.transformer import Transformer
 from genlab.utils import check_positive_int
 
@@ -89,7 +89,10 @@ def _widen_rope(rope: RotaryEmbedding, f: int, exact: bool) -> None:
         rope.inv_freq = old_freq.repeat_interleave(f)
         rope.axis_of_pair = old_axes.repeat_interleave(f)
     else:
-        rope.inv_freq = pair_frequencies(rope.dim, rope.n_axes, rope.allocation, rope.base).to(old_freq.device)
+        fresh = RotaryEmbedding(rope.dim, rope.base, rope.n_axes, rope.allocation, rope.pairing, scaling=rope.scaling,
+                                factor=rope.factor, train_len=rope.train_len, mixed_b=rope.mixed_b, yarn_tau=rope.yarn_tau,
+                                rerope_window=rope.rerope_window, rerope_leak=rope.rerope_leak or 16.0)
+        rope.inv_freq = fresh.inv_freq.to(old_freq.device)
         rope.axis_of_pair = old_axes.repeat_interleave(f)  # same axis per copied pair
     rope._cache = None
 
