@@ -33,6 +33,7 @@ from genlab.data import TOY2D, Toy2D, build_image_dataset, sample_toy2d  # noqa:
 from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, NonFiniteCriticError, build_critic, build_generator, build_objective, network_config_dict  # noqa: E402
 from genlab.gans.wgan import proximal_loss, proximal_target  # noqa: E402
 from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores  # noqa: E402
+from genlab.train.config import check_rate  # noqa: E402
 from genlab.train.finite import ADVICE  # noqa: E402
 from genlab.train import Run, TrainConfig, build_optimizer, check_finite_loss, parse_config, save_grid, save_scatter, save_weights  # noqa: E402
 from genlab.utils import check_choice  # noqa: E402
@@ -100,8 +101,8 @@ class GANTrainConfig(TrainConfig, NetworkConfig):
             raise ValueError(f"config key 'ema_decay'={self.ema_decay!r} must be in [0, 1)")
         if not self.proximal_eps > 0:
             raise ValueError(f"config key 'proximal_eps'={self.proximal_eps!r} must be > 0")
-        if self.lr_g is not None and not self.lr_g >= 0:
-            raise ValueError(f"config key 'lr_g'={self.lr_g!r} must be >= 0")
+        if self.lr_g is not None:
+            check_rate("lr_g", self.lr_g)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"config key 'betas'={self.betas!r} must be two numbers in [0, 1)")
         # the objective's own checks (gp_weight / logit_clip / g_mode for the wrong objective)

@@ -81,14 +81,15 @@ def _assert_equal(a, b, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def metric_records(run: Path) -> list[dict]:
-    """The records of ``run/metrics.jsonl`` without their wall-clock times."""
+def metric_records(run: Path, splits: tuple[str, ...] | None = None) -> list[dict]:
+    """The records of ``run/metrics.jsonl`` (of ``splits``, default all) without their wall-clock times."""
     import json
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
+    records = [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
+    return [r for r in records if splits is None or r["split"] in splits]
 
 
-def assert_same_run(a: Path, b: Path, step: int) -> None:
+def assert_same_run(a: Path, b: Path, step: int, splits: tuple[str, ...] | None = None) -> None:
     """Runs ``a`` and ``b`` hold the same state at ``step`` bit for bit: every file of the checkpoint
     (weights and buffers, optimizer, scheduler, the RNG states of every process, registered objects such
     as an EMA or a data order; compared as values) and every record of ``metrics.jsonl`` but its time."""
@@ -98,7 +99,7 @@ def assert_same_run(a: Path, b: Path, step: int) -> None:
     assert any(n.startswith("random_states") for n in names) and any(n.startswith("optimizer") for n in names)
     for name in names:
         _assert_equal(_load_any(ca / name), _load_any(cb / name), f"{ca.parent.parent.name} vs {cb.parent.parent.name}: {name}")
-    ra, rb = metric_records(a), metric_records(b)
+    ra, rb = metric_records(a, splits), metric_records(b, splits)
     assert ra == rb, f"metrics.jsonl differ:\n{ra}\n{rb}"
 
 
