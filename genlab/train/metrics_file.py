@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from genlab.train.io import write_text_atomic
+from genlab.io import write_text_atomic
 
 
 def read_records(path: str | Path, say: Callable[[str], None] = print) -> list[tuple[int, str]]:

@@ -38,8 +38,8 @@ from genlab.train.checkpoint import (
     CheckpointError, list_checkpoints, load_checkpoint, remove_stale_temporaries, save_checkpoint,
 )
 from genlab.train.config import TrainConfig, config_to_dict, dump_config
+from genlab.io import write_text_atomic
 from genlab.train.finite import check_finite_loss, check_finite_state, training_state
-from genlab.train.io import write_text_atomic
 from genlab.train.lock import LOCK_NAME, RunFolderLocked, RunLock
 from genlab.train.metrics_file import truncate_records
 from genlab.train.rng import reseed_global, step_generator
