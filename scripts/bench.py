@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-TOPICS = ["fsq", "vq", "rope", "attention", "optim", "flows", "gans", "lm"]
+TOPICS = ["fsq", "vq", "rope", "attention", "optim", "flows", "gans", "lm", "harness"]
 
 
 def machine() -> str:
