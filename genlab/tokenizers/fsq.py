@@ -43,10 +43,13 @@ class _BoundRound(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(t, scale)
         ctx.mark_non_differentiable(rounded)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for `rounded`
         return rounded / half_width, rounded
 
     @staticmethod
-    def backward(ctx, grad_codes: Tensor, grad_rounded: Tensor):
+    def backward(ctx, grad_codes: Tensor | None, grad_rounded: Tensor | None):
+        if grad_codes is None:
+            return None, None, None, None, None, None
         t, scale = ctx.saved_tensors
         return torch.ops.aten.tanh_backward(grad_codes, t).mul_(scale), None, None, None, None, None
 
