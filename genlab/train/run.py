@@ -58,6 +58,7 @@ class Run:
             project_config=ProjectConfiguration(project_dir=str(self.dir), logging_dir=str(self.dir / "tb")),
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
             step_scheduler_with_optimizer=False,
+            dynamo_backend="inductor" if cfg.compile else "no",  # --compile: prepare() compiles the model
         )
         set_seed(cfg.seed)
         if self.device.type == "cpu":
@@ -226,6 +227,9 @@ def check_finite_loss(step: int, **losses: Tensor) -> None:
     Raised before the optimizer step and before any checkpoint, so the last good checkpoint on
     disk stays the newest.
     """
+    values = [v.detach().float() for v in losses.values()]
+    if values and bool(torch.isfinite(torch.stack([v.sum() for v in values])).all()):
+        return  # one host synchronisation for all losses; the loop below names the bad one
     for name, value in losses.items():
         if not torch.isfinite(value.detach()).all():
             raise FloatingPointError(
