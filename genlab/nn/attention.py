@@ -120,7 +120,9 @@ class Attention(nn.Module):
         log_n = self.train_len if self.scale_mode == "log_n" else None
         # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
         fast_causal = causal and key_padding_mask is None and offset == 0 and t == s
-        mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
+        # One new token after all the cached ones sees every key: no mask at all.
+        last_only = causal and key_padding_mask is None and t == 1 and offset == s - 1
+        mask = None if fast_causal or last_only else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
         out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal,
                                dropout=self.dropout if self.training else 0.0, log_n_floor=self.log_n_floor)
         return self.out(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)
