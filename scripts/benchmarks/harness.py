@@ -115,7 +115,7 @@ def run(args) -> list[dict]:
             dataset = data(cfg)
             loops = {"genlab": genlab_loop(cfg, dataset), "peer": bare_loop(cfg, dataset, device)}
             with contextlib.redirect_stdout(sys.stderr):  # the progress bar binds to stdout on its first step
-                t = interleave(loops, device, block=10 if args.quick else 20, rounds=3 if args.quick else 7, warmup=5)
+                t = interleave(loops, device, block=10, rounds=3 if args.quick else 7, warmup=3)
             for it in loops.values():
                 it.close()
             rows.append({
