@@ -38,7 +38,8 @@ from genlab.flows.evaluate import (  # noqa: E402
 )
 from genlab.flows.networks import load_velocity_net  # noqa: E402
 from genlab.metrics.protocol import library_versions  # noqa: E402
-from genlab.train import save_grid, save_scatter, to_uint8  # noqa: E402
+from genlab.train import save_grid, save_scatter  # noqa: E402
+from genlab.utils import to_uint8  # noqa: E402
 from genlab.train.config import load_yaml  # noqa: E402
 from genlab.train.io import atomic_path, write_text_atomic  # noqa: E402
 

@@ -27,27 +27,13 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from genlab.data import TOY2D, Toy2D, build_image_dataset  # noqa: E402
-from genlab.gans import GENERATOR_KIND, NetworkConfig, build_generator  # noqa: E402
-from genlab.gans.networks import network_config_dict  # noqa: E402
-from genlab.train import load_weights, read_weights_metadata, save_grid, save_scatter, write_text_atomic  # noqa: E402
+from genlab.gans import load_generator  # noqa: E402
+from genlab.train import save_grid, save_scatter, write_text_atomic  # noqa: E402
 
 if TYPE_CHECKING:
     from genlab.metrics import Score
 
 IMAGE_NAME = "{index:05d}.png"
-
-
-def load_generator(path: Path) -> tuple[torch.nn.Module, dict]:
-    """The generator stored at ``path`` (a ``GANGenerator`` weights file) and its stored config."""
-    meta = read_weights_metadata(path)
-    if meta["kind"] != GENERATOR_KIND:
-        raise ValueError(f"weights file {str(path)!r} holds a {meta['kind']!r}, not a {GENERATOR_KIND!r}; pass "
-                         "weights/generator.safetensors of a train_gan.py run")
-    config = meta["config"]
-    fields = network_config_dict(NetworkConfig())
-    generator = build_generator(NetworkConfig(**{k: config[k] for k in fields if k in config}))
-    load_weights(generator, path, GENERATOR_KIND)
-    return generator.eval(), config
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Train the digits feature network shipped as assets/digits_classifier.safetensors.
+"""Train the digits feature network shipped as genlab/assets/digits_classifier.safetensors.
 
     python scripts/train_feature_net.py                       # about half a minute on 2 CPU cores
     python scripts/train_feature_net.py --resume              # continue a killed run

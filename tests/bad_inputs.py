@@ -1,7 +1,8 @@
-"""Bad input for every public entry point: what is tried and the error it must get.
+"""Bad input for every public entry point: what is tried and the error it must get, and the
+unusual inputs accepted on purpose with the behaviour they get.
 
 One registry, two uses: ``tests/test_bad_inputs.py`` runs every case, and
-``python scripts/bad_inputs_table.py`` runs them again and writes ``docs/bad_inputs.md`` with
+``python -m tests.bad_inputs_table`` runs them again and writes ``docs/bad_inputs.md`` with
 the messages users actually see.
 """
 
@@ -16,8 +17,10 @@ from genlab.data import build_image_dataset, sample_toy2d
 from genlab.flows import sample
 from genlab.gans import FDivergence, NonFiniteCriticError, build_objective
 from genlab.lm import ByteTokenizer, ImageTokens, text_to_image
+from genlab.lm.generate import Sampling, sample_logits
 from genlab.metrics import digits_scores, find_inception_weights, frechet_distance_features, inception_scores
-from genlab.nn.attention import Attention
+from genlab.nn.attention import Attention, KVCache
+from genlab.nn.transformer import Transformer
 from genlab.optim import Lion, Tiger
 from genlab.tokenizers import VectorQuantizer
 
@@ -29,6 +32,16 @@ class Case:
     call: Callable[[], object]
     error: type[BaseException]
     match: str  # regex the message must contain
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An unusual input that is accepted on purpose: ``check()`` is True when it gets ``behaviour``."""
+
+    entry: str
+    given: str
+    check: Callable[[], bool]
+    behaviour: str
 
 
 def _tokenizer(**kwargs):
@@ -113,6 +126,44 @@ def _identity(x, t):
     return x
 
 
+def _gau():
+    from genlab.nn.gau import GAU
+
+    return GAU(8, qk_dim=4)
+
+
+def _attention_with_cache_of(batch: int):
+    attn, cache = Attention(8, heads=2), KVCache()
+    attn(torch.zeros(batch, 3, 8), cache=cache)
+    return attn, cache
+
+
+def _vq_training(**kwargs):
+    return VectorQuantizer(dim=4, codebook_size=8, **kwargs).train()
+
+
+def _nan_after_half(x, t):
+    return torch.where(t[:, None] >= 0.5, torch.full_like(x, float("nan")), torch.ones_like(x))
+
+
+def _fully_padded_sequence_gives_zeros() -> bool:
+    attn = Attention(8, heads=2)
+    x, pad = torch.randn(2, 3, 8), torch.tensor([[True] * 3, [False] * 3])
+    out = attn(x, key_padding_mask=pad)
+    return torch.equal(out[1], attn.out(torch.zeros(3, 8))) and torch.equal(out[0], attn(x[:1])[0])
+
+
+def _fsq_saturates() -> bool:
+    return _fsq([8, 5, 5, 5])(torch.tensor([[1e38, -1e38, 3e38, 0.0]])).quantized.tolist() == [[0.75, -1.0, 1.0, 0.0]]
+
+
+def _numpy_levels_equal_python() -> bool:
+    import numpy as np
+
+    z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    return torch.equal(_fsq([np.int64(8), 5, 5, 5])(z).indices, _fsq([8, 5, 5, 5])(z).indices)
+
+
 def _in_scratch(make_and_load):
     """Run ``make_and_load(folder)`` in a temporary folder that is removed afterwards."""
     import tempfile
@@ -125,8 +176,13 @@ def _in_scratch(make_and_load):
 CASES: list[Case] = [
     # tokenizers
     Case("FSQ(levels)", "levels=[8, 2]", lambda: _fsq([8, 2]), ValueError, "every level must be an integer >= 3"),
-    Case("FSQ(levels)", "levels=[8.0, 5]", lambda: _fsq([8.0, 5]), ValueError, "must hold Python ints"),
+    Case("FSQ(levels)", "levels=[8.0, 5]", lambda: _fsq([8.0, 5]), ValueError, "Python or NumPy ints\\), not floats"),
     Case("FSQ(levels)", "levels=[]", lambda: _fsq([]), ValueError, "non-empty list"),
+    Case("FSQ(levels)", "levels=[1001, 3] (above 1 / eps)", lambda: _fsq([1001, 3]), ValueError,
+         "<= MAX_LEVEL=1000 \\(got 1001\\)"),
+    Case("FSQ(levels)", "levels=[2**31]", lambda: _fsq([2**31]), ValueError, "<= MAX_LEVEL=1000"),
+    Case("FSQ(levels)", "levels=[1000] * 7 (10**21 codes)", lambda: _fsq([1000] * 7), ValueError,
+         "int64 indices hold at most MAX_CODEBOOK_SIZE=2\\*\\*63"),
     Case("FSQ(bound)", "bound='tanh'", lambda: _fsq([8, 5], bound="tanh"), ValueError, "bound='tanh' is not supported"),
     Case("FSQ(z)", "last dimension 5 for levels [8, 5, 5, 5]", lambda: _fsq([8, 5, 5, 5])(torch.zeros(2, 5)),
          ValueError, "has 5 channels .* expected dim=4"),
@@ -134,16 +190,29 @@ CASES: list[Case] = [
          ValueError, "NaN or Inf"),
     Case("FSQ(z)", "integer z", lambda: _fsq([8, 5, 5, 5])(torch.zeros(2, 4, dtype=torch.long)), TypeError,
          "floating-point"),
+    Case("FSQ(z)", "a 0-dim z", lambda: _fsq([8, 5, 5, 5])(torch.tensor(1.0)), ValueError, "got a 0-dim tensor"),
     Case("FSQ.indices_to_codes", "index 1000 of 1000 codes", lambda: _fsq([8, 5, 5, 5]).indices_to_codes(torch.tensor([1000])),
          ValueError, "indices out of range"),
     Case("FSQ.codes_to_indices", "a code off the grid", lambda: _fsq([8, 5, 5, 5]).codes_to_indices(torch.tensor([[2.0, 0, 0, 0]])),
          ValueError, "outside the FSQ grid"),
+    Case("FSQ.codes_to_indices", "a code of 0.3 between the grid's 0.25 and 0.5",
+         lambda: _fsq([8, 5, 5, 5]).codes_to_indices(torch.tensor([[0.3, 0, 0, 0]])), ValueError, "off the FSQ grid"),
     Case("VectorQuantizer(codebook_size)", "codebook_size=0", lambda: VectorQuantizer(dim=4, codebook_size=0), ValueError,
          "codebook_size=0 must be an integer >= 1"),
     Case("VectorQuantizer(z)", "last dimension 5 for dim=4", lambda: VectorQuantizer(dim=4, codebook_size=8)(torch.zeros(2, 3, 5)),
          ValueError, "has 5 channels .* expected dim=4"),
     Case("VectorQuantizer(z)", "NaN input", lambda: VectorQuantizer(dim=4, codebook_size=8)(torch.full((2, 3, 4), float("nan"))),
          ValueError, "NaN or Inf"),
+    Case("VectorQuantizer(z)", "values of 1e38", lambda: VectorQuantizer(dim=4, codebook_size=8)(torch.full((2, 4), 1e38)),
+         ValueError, "too large for float32 distances"),
+    Case("VectorQuantizer(z)", "an empty batch in training, with k-means", lambda: _vq_training(kmeans_init=True)(torch.zeros(0, 4)),
+         ValueError, "holds no vectors"),
+    Case("VectorQuantizer(z)", "an empty batch in training, with dead-code reset",
+         lambda: _vq_training(dead_code_threshold=1.0)(torch.zeros(0, 4)), ValueError, "holds no vectors"),
+    Case("VectorQuantizer(z)", "a 0-dim z", lambda: VectorQuantizer(dim=4, codebook_size=8)(torch.tensor(1.0)), ValueError,
+         "got a 0-dim tensor"),
+    Case("VectorQuantizer(seed)", "seed=-1", lambda: VectorQuantizer(dim=4, codebook_size=8, seed=-1), ValueError,
+         "seed=-1 must be an integer >= 0"),
     Case("VectorQuantizer.indices_to_codes", "index 8 of 8 codes",
          lambda: VectorQuantizer(dim=4, codebook_size=8).indices_to_codes(torch.tensor([8])), ValueError,
          "indices out of range: .* codebook_size=8"),
@@ -173,9 +242,43 @@ CASES: list[Case] = [
     Case("Attention(x, key_padding_mask)", "a (2, 4) mask for 5 keys",
          lambda: Attention(8, heads=2)(torch.zeros(2, 5, 8), key_padding_mask=torch.ones(2, 4, dtype=torch.bool)),
          ValueError, "key_padding_mask must be \\(B=2, S=5\\)"),
+    Case("Attention(x)", "width 9 for dim=8", lambda: Attention(8, heads=2)(torch.zeros(2, 3, 9)), ValueError,
+         "width D=9; expected dim=8"),
+    Case("Attention(x)", "a 2-D x (T, D)", lambda: Attention(8, heads=2)(torch.zeros(3, 8)), ValueError,
+         "must be \\(B, T, D=8\\); got shape \\(3, 8\\)"),
+    Case("Attention(x)", "a 4-D x", lambda: Attention(8, heads=2)(torch.zeros(1, 2, 3, 8)), ValueError,
+         "must be \\(B, T, D=8\\); got shape \\(1, 2, 3, 8\\)"),
+    Case("Attention(x)", "an empty batch (0, 3, 8)", lambda: Attention(8, heads=2)(torch.zeros(0, 3, 8)), ValueError,
+         "is empty; expected B >= 1"),
+    Case("Attention(x)", "an empty sequence (2, 0, 8)", lambda: Attention(8, heads=2)(torch.zeros(2, 0, 8)), ValueError,
+         "is empty; expected B >= 1 sequences of T >= 1 tokens"),
+    Case("Attention(x)", "float16 x, float32 weights, no autocast", lambda: Attention(8, heads=2)(torch.zeros(2, 3, 8).half()),
+         TypeError, "dtype torch.float16 but the weights are torch.float32"),
+    Case("Attention(x, positions)", "positions (3, T) for a batch of 2",
+         lambda: Attention(8, heads=2, rope=_rope(dim=4))(torch.zeros(2, 3, 8), positions=torch.zeros(3, 3)), ValueError,
+         "positions must be \\(T,\\) or \\(B, T\\) with B=2, T=3; got \\(3, 3\\)"),
+    Case("Attention(x, cache)", "a batch of 3 on a cache of 2 sequences",
+         lambda: (lambda a, c: a(torch.zeros(3, 1, 8), cache=c))(*_attention_with_cache_of(2)), ValueError,
+         "batch size 3 but the cache holds 2 sequences"),
+    Case("GAU(x)", "a 2-D x (T, D)", lambda: _gau()(torch.zeros(3, 8)), ValueError,
+         "GAU input x must be \\(B, T, D=8\\)"),
+    Case("Transformer(x)", "width 9 for dim=8", lambda: Transformer(8, depth=1, heads=2)(torch.zeros(2, 3, 9)), ValueError,
+         "Transformer input x has width D=9; expected dim=8"),
     Case("Lion(params, betas)", "betas=(0.9, 1.5)", lambda: Lion([_param()], betas=(0.9, 1.5)), ValueError,
          "must be two numbers in \\[0, 1\\)"),
     Case("Tiger(params, beta)", "beta=1.0", lambda: Tiger([_param()], beta=1.0), ValueError, "beta=1.0 must be in \\[0, 1\\)"),
+    Case("Tiger(params, beta)", "beta=(0.9, 0.99)", lambda: Tiger([_param()], beta=(0.9, 0.99)), TypeError,
+         "must be one number in \\[0, 1\\): Tiger uses beta1 = beta2"),
+    Case("Lion(param groups)", "a group with lr=-1.0", lambda: Lion([{"params": [_param()], "lr": -1.0}]), ValueError,
+         "parameter group 0: lr=-1.0 must be a finite number >= 0"),
+    Case("Tiger(param groups)", "a second group with beta=1.5",
+         lambda: Tiger([{"params": [_param()]}, {"params": [_param()], "beta": 1.5}]), ValueError,
+         "parameter group 1: beta=1.5 must be in \\[0, 1\\)"),
+    # sampling
+    Case("Sampling", "temperature=inf", lambda: Sampling(temperature=float("inf")), ValueError, "temperature=inf must be finite"),
+    Case("Sampling", "temperature='1.0'", lambda: Sampling(temperature="1.0"), TypeError,
+         "temperature='1.0' must be a number, not str"),
+    Case("Sampling", "guidance=inf", lambda: Sampling(guidance=float("inf")), ValueError, "guidance=inf must be finite"),
     # flows
     Case("flows.sample", "steps=0", lambda: sample(_identity, torch.zeros(2, 2), steps=0), ValueError,
          "steps=0 must be an integer >= 1"),
@@ -183,6 +286,10 @@ CASES: list[Case] = [
          "method='rk7' is not supported"),
     Case("flows.sample", "float16 x0", lambda: sample(_identity, torch.zeros(2, 2, dtype=torch.half), steps=2), TypeError,
          "x0 must be float32 or float64"),
+    Case("flows.sample", "a NaN in x0", lambda: sample(_identity, torch.tensor([[0.0, float("nan")]]), steps=2), ValueError,
+         "x0 contains NaN or Inf \\(1 of 2 values\\)"),
+    Case("flows.sample", "a model that returns NaN from t = 0.5", lambda: sample(_nan_after_half, torch.zeros(2, 2), steps=4),
+         FloatingPointError, "NaN or Inf velocities \\(4 of 4 values\\) at t=0.5, step 3 of 4"),
     Case("scripts/train_flow.py", "--dataset digits --net mlp", lambda: _script_config(
          "train_flow", "FlowTrainConfig", ["--dataset", "digits", "--net", "mlp"]), ValueError, "net='mlp' is for toy2d points"),
     # GANs
@@ -227,3 +334,16 @@ CASES: list[Case] = [
          lambda: find_inception_weights("/nonexistent/inception.pth"),
          FileNotFoundError, "do not exist"),
 ]
+
+
+ACCEPTED: list[Accepted] = [
+    Accepted("FSQ(z)", "values of 1e38", _fsq_saturates, "saturates to the outermost codes (tanh bound)"),
+    Accepted("FSQ(levels)", "NumPy integers, e.g. [np.int64(8), 5, 5, 5]", _numpy_levels_equal_python,
+             "the same quantizer as Python ints"),
+    Accepted("Attention(x, key_padding_mask)", "a fully padded sequence", _fully_padded_sequence_gives_zeros,
+             "its outputs are zeros (no NaN, no host sync per layer); the other sequences are unaffected"),
+    Accepted("Sampling", "temperature=1e-45", lambda: torch.equal(
+        sample_logits(torch.tensor([[-90.0, -3.0, float("-inf"), -3.5]]), Sampling(temperature=1e-45)), torch.tensor([1])),
+        "well defined (logits are shifted by their maximum first): tends to greedy; 0 is exactly greedy"),
+]
+

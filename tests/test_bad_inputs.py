@@ -1,13 +1,16 @@
 """Every public entry point rejects bad input with an error naming the problem (tests/bad_inputs.py),
-and docs/bad_inputs.md is the table these cases produce."""
+the unusual inputs accepted on purpose get their documented behaviour, and docs/bad_inputs.md is the
+table these cases produce (``python -m tests.bad_inputs_table``)."""
 
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 
-from tests.bad_inputs import CASES
+from tests.bad_inputs import ACCEPTED, CASES
+from tests.bad_inputs_table import ACCEPTED_HEADING, OUT
+
+STALE = "docs/bad_inputs.md is stale: run python -m tests.bad_inputs_table"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.entry}: {c.given}" for c in CASES])
@@ -18,14 +21,27 @@ def test_bad_input_gets_a_clear_error(case):
             case.call()
 
 
+@pytest.mark.parametrize("accepted", ACCEPTED, ids=[f"{a.entry}: {a.given}" for a in ACCEPTED])
+def test_input_accepted_on_purpose_gets_its_behaviour(accepted):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert accepted.check(), accepted.behaviour
+
+
+def _rows(text: str) -> list[list[str]]:
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:4]] for row in rows]
+
+
 def test_the_docs_table_is_generated_from_these_cases():
     """Row for row the cases, each with its error type and expected message (third-party parts of a
-    message may differ between library versions, so the regex is checked, not the whole text)."""
-    table = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
-    rows = [line for line in table.read_text().splitlines() if line.startswith("| `") and "entry point" not in line]
-    stale = "docs/bad_inputs.md is stale: run python scripts/bad_inputs_table.py"
-    assert len(rows) == len(CASES), stale
-    for row, case in zip(rows, CASES):
-        entry, given, error = (cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:4])
-        assert (entry, given) == (f"`{case.entry}`", case.given), stale
-        assert error.startswith(f"`{case.error.__name__}`") and re.search(case.match, error.replace("\\|", "|")), stale
+    message may differ between library versions, so the regex is checked, not the whole text), then
+    the accepted inputs with their behaviour."""
+    errors, accepted = OUT.read_text().split(ACCEPTED_HEADING)
+    rows = _rows(errors)
+    assert len(rows) == len(CASES), STALE
+    for (entry, given, error), case in zip(rows, CASES):
+        assert (entry, given) == (f"`{case.entry}`", case.given), STALE
+        assert error.startswith(f"`{case.error.__name__}`") and re.search(case.match, error.replace("\\|", "|")), STALE
+    kept = _rows(accepted)
+    assert [tuple(r) for r in kept] == [(f"`{a.entry}`", a.given, a.behaviour.replace("|", "\\|")) for a in ACCEPTED], STALE

@@ -11,6 +11,7 @@ and the velocity target is ``x_1 - x_0`` (Liu, Gong, Liu 2022, arXiv 2209.03003)
 
 from genlab.flows.diffusers_compat import (
     as_diffusers_model,
+    export_to_diffusers,
     from_diffusers_model,
     from_diffusers_sigma,
     from_diffusers_timestep,
@@ -36,7 +37,7 @@ from genlab.flows.samplers import METHODS, FlowSamples, VelocityField, sample, u
 
 __all__ = [
     "CouplingDataset", "FlowSamples", "METHODS", "TIME_DISTRIBUTIONS", "VelocityField", "as_diffusers_model",
-    "expand_time", "flip_time", "flow_matching_loss", "from_diffusers_model", "from_diffusers_sigma",
+    "expand_time", "export_to_diffusers", "flip_time", "flow_matching_loss", "from_diffusers_model", "from_diffusers_sigma",
     "from_diffusers_timestep", "from_diffusers_velocity", "generate_couplings", "guidance_scale_from_w",
     "guided_velocity", "interpolate", "sample", "sample_times", "shift_time", "straightness",
     "time_grid_from_scheduler", "to_diffusers_sigma", "to_diffusers_timestep", "to_diffusers_velocity",

@@ -107,7 +107,7 @@ def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], path: str | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genlab.train.images import save_figure
+    from genlab.images import save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
     for method, points in curves.items():

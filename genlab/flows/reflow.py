@@ -25,9 +25,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from genlab.flows.samplers import sample
-from genlab.train.io import atomic_path, write_text_atomic
+from genlab.io import atomic_path, write_text_atomic
 
-MANIFEST = "couplings.json"
+COUPLINGS_MANIFEST = "couplings.json"
 
 
 def shard_name(k: int) -> str:
@@ -45,7 +45,7 @@ def _shard_sizes(num_pairs: int, shard_size: int) -> list[int]:
 
 
 def _check_manifest(folder: Path, settings: dict) -> None:
-    path = folder / MANIFEST
+    path = folder / COUPLINGS_MANIFEST
     if not path.is_file():
         return
     stored = json.loads(path.read_text())
@@ -99,8 +99,8 @@ def generate_couplings(model: Callable[..., Tensor], folder: str | Path, num_pai
     _check_manifest(folder, settings)
     if rank == 0:
         folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / MANIFEST).is_file():
-            write_text_atomic(folder / MANIFEST, json.dumps(settings, indent=1))
+        if not (folder / COUPLINGS_MANIFEST).is_file():
+            write_text_atomic(folder / COUPLINGS_MANIFEST, json.dumps(settings, indent=1))
     generated, nfe = 0, None
     sizes = _shard_sizes(num_pairs, shard_size)
     for k, n in enumerate(sizes):
@@ -137,10 +137,10 @@ class CouplingDataset(Dataset):
 
     def __init__(self, folder: str | Path):
         folder = Path(folder)
-        if not (folder / MANIFEST).is_file():
-            raise FileNotFoundError(f"{str(folder)!r} is not a coupling folder (no {MANIFEST}); "
+        if not (folder / COUPLINGS_MANIFEST).is_file():
+            raise FileNotFoundError(f"{str(folder)!r} is not a coupling folder (no {COUPLINGS_MANIFEST}); "
                                     "generate one with `python scripts/reflow.py couplings`")
-        self.settings = json.loads((folder / MANIFEST).read_text())
+        self.settings = json.loads((folder / COUPLINGS_MANIFEST).read_text())
         sizes = _shard_sizes(self.settings["num_pairs"], self.settings["shard_size"])
         missing = [shard_name(k) for k in range(len(sizes)) if not (folder / shard_name(k)).is_file()]
         if missing:
@@ -177,4 +177,4 @@ def straightness(model: Callable[..., Tensor], x0: Tensor, steps: int = 100, met
     return (gap.square().sum(-1).mean(-1) * h).sum().item()
 
 
-__all__ = ["CouplingDataset", "MANIFEST", "generate_couplings", "shard_name", "shard_seed", "straightness"]
+__all__ = ["CouplingDataset", "COUPLINGS_MANIFEST", "generate_couplings", "shard_name", "shard_seed", "straightness"]

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from genlab.flows.guidance import check_guidance, guided_velocity
-from genlab.utils import check_choice
+from genlab.utils import check_choice, check_finite
 
 FIXED_METHODS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 ADAPTIVE_METHODS = ["dopri5"]
@@ -64,6 +64,8 @@ class VelocityField:
 
     Calls the model as ``model(x, t)`` (``t (B,)``), or ``model(x, t, labels)`` when labels are
     given; with ``guidance_scale != 1``, one forward on the doubled batch (two evaluations).
+    A velocity holding NaN or Inf raises ``FloatingPointError`` naming the time, the solver step
+    (``step`` of ``steps``, set by the caller) and the evaluation (one reduction per call).
     """
 
     def __init__(self, model: Callable[..., Tensor], labels: Tensor | None = None, guidance_scale: float = 1.0,
@@ -71,6 +73,8 @@ class VelocityField:
         self.model, self.labels, self.scale, self.null = model, labels, guidance_scale, null_label
         self.guided = check_guidance(guidance_scale, labels, null_label)
         self.nfe = 0
+        self.step: int | None = None  # the solver step in progress (fixed-step methods)
+        self.steps: int | None = None
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         tb = t.to(x.dtype).expand(x.shape[0])
@@ -84,6 +88,12 @@ class VelocityField:
             got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
             raise ValueError(f"model returned {got} for input of shape {tuple(x.shape)}; a velocity model must "
                              "return a tensor of its input's shape")
+        if not torch.isfinite(v.detach().float().sum()):  # one reduction; counted only when it overflows
+            bad = int((~torch.isfinite(v)).sum())
+            if bad:
+                where = (f"step {self.step + 1} of {self.steps}" if self.step is not None else "an adaptive step")
+                raise FloatingPointError(f"the model returned NaN or Inf velocities ({bad} of {v.numel()} values) at "
+                                         f"t={float(t):.6g}, {where}, model evaluation {self.nfe}")
         return v.to(x.dtype)
 
 
@@ -150,6 +160,10 @@ def sample(model: Callable[..., Tensor], x0: Tensor, steps: int | None = None, m
 
     Returns:
         :class:`FlowSamples` with the samples, the measured NFE, the grid and the trajectory.
+
+    Raises:
+        ValueError: ``x0`` holds NaN or Inf.
+        FloatingPointError: the model returned NaN or Inf (naming the time, step and evaluation).
     """
     check_choice("method", method, METHODS)
     if not isinstance(x0, Tensor):
@@ -159,6 +173,7 @@ def sample(model: Callable[..., Tensor], x0: Tensor, steps: int | None = None, m
                         f"reduced precision); got {x0.dtype}")
     if x0.ndim < 1 or x0.shape[0] < 1:
         raise ValueError(f"x0 must be a batch (B, ...) with B >= 1; got shape {tuple(x0.shape)}")
+    check_finite("x0", x0)
     if labels is not None and (not isinstance(labels, Tensor) or labels.shape != (x0.shape[0],)):
         got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"labels must be a tensor of shape (B,) = ({x0.shape[0]},); got {got}")
@@ -177,7 +192,9 @@ def sample(model: Callable[..., Tensor], x0: Tensor, steps: int | None = None, m
     with torch.set_grad_enabled(enable_grad):
         if method in FIXED_METHODS:
             x, states = x0, [x0]
+            v.steps = len(grid) - 1
             for i in range(len(grid) - 1):
+                v.step = i
                 x = _fixed_step(method, v, x, grid[i], grid[i + 1] - grid[i])
                 if return_trajectory:
                     states.append(x)

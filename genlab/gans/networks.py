@@ -8,6 +8,7 @@ images in ``[-1, 1]`` and are linear for 2-D points.
     G = build_generator(NetworkConfig(arch="dcgan", data_shape=(1, 16, 16)))
     D = build_critic(NetworkConfig(arch="dcgan", data_shape=(1, 16, 16)))
     scores = D(G(torch.randn(8, G.latent_dim)))          # (8,)
+    G.save_pretrained("my_generator"); G = Generator.from_pretrained("my_generator")
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from genlab.io import PretrainedMixin, known_fields
 from genlab.nn.conv import Downsample, ResnetBlock, Upsample, group_norm
 from genlab.utils import check_choice, check_positive_int
 
@@ -61,6 +63,51 @@ def network_config_dict(cfg) -> dict:
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(NetworkConfig)}
 
 
+class _Network(PretrainedMixin, nn.Module):
+    """What generators and critics share: the :class:`NetworkConfig` that rebuilds them (``self.cfg``),
+    ``save_pretrained(folder)`` and ``from_pretrained(folder_or_file)``."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.cfg = NetworkConfig(**network_config_dict(cfg))
+
+    def pretrained_config(self) -> dict:
+        return {**network_config_dict(self.cfg), "data_shape": list(self.cfg.data_shape)}
+
+
+class Generator(_Network):
+    """Base class of the generators: ``forward(z (B, latent_dim)) -> (B, *data_shape)``."""
+
+    weights_kind = GENERATOR_KIND
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Generator":
+        """A fresh generator from a stored config (keys that are not :class:`NetworkConfig` fields are ignored)."""
+        return build_generator(NetworkConfig(**known_fields(config, NetworkConfig)))
+
+
+class Critic(_Network):
+    """Base class of the critics: ``forward(x (B, *data_shape)) -> (B,)`` scores."""
+
+    weights_kind = CRITIC_KIND
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Critic":
+        """A fresh critic from a stored config (keys that are not :class:`NetworkConfig` fields are ignored)."""
+        return build_critic(NetworkConfig(**known_fields(config, NetworkConfig)))
+
+
+def load_generator(path: str, map_location: str | torch.device = "cpu") -> tuple[Generator, dict]:
+    """``(generator, stored config)`` of a ``save_pretrained`` folder or ``weights/generator.safetensors`` of a
+    ``train_gan.py`` run; the config also holds what the run stored beside the network (``dataset``, ...)."""
+    from genlab.io import resolve_pretrained
+
+    generator = Generator.from_pretrained(path, map_location)
+    config = resolve_pretrained(path)[1]
+    config.pop("_genlab_kind")
+    return generator, config
+
+
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -70,11 +117,11 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(Generator):
     """``z (B, latent_dim) -> x (B, D)``: ``depth`` hidden layers of ``width`` units, linear output."""
 
     def __init__(self, cfg: NetworkConfig):
-        super().__init__()
+        super().__init__(cfg)
         self.latent_dim = cfg.latent_dim
         self.net = _mlp([cfg.latent_dim, *[cfg.width] * cfg.depth, cfg.data_shape[0]], cfg.activation)
 
@@ -82,11 +129,11 @@ class MLPGenerator(nn.Module):
         return self.net(z)
 
 
-class MLPCritic(nn.Module):
+class MLPCritic(Critic):
     """``x (B, D) -> (B,)`` scores: ``depth`` hidden layers of ``width`` units, no normalisation."""
 
     def __init__(self, cfg: NetworkConfig):
-        super().__init__()
+        super().__init__(cfg)
         self.net = _mlp([cfg.data_shape[0], *[cfg.width] * cfg.depth, 1], cfg.activation)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -97,14 +144,14 @@ def _stages(size: int) -> int:
     return int(math.log2(size)) - 2  # 4 x 4 -> size x size
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Generator):
     """DCGAN (Radford et al. 2016): ``z -> (4w·2^k, 4, 4) ->`` [ConvTranspose 4x4 s2, BN, ReLU] ``-> tanh``.
 
     ``z (B, latent_dim) -> (B, C, S, S)``; channels halve at each doubling of the resolution.
     """
 
     def __init__(self, cfg: NetworkConfig):
-        super().__init__()
+        super().__init__(cfg)
         channels, size = cfg.data_shape[0], cfg.data_shape[1]
         self.latent_dim, n = cfg.latent_dim, _stages(size)
         widths = [cfg.width * 2 ** (n - i) for i in range(n + 1)]  # e.g. [4w, 2w, w] for 16 x 16
@@ -118,11 +165,11 @@ class DCGANGenerator(nn.Module):
         return self.head(self.body(self.stem(z)))  # (B, C, S, S)
 
 
-class DCGANCritic(nn.Module):
+class DCGANCritic(Critic):
     """DCGAN critic without batch norm: [Conv 4x4 s2, LeakyReLU] down to 4 x 4, then linear; ``(B, C, S, S) -> (B,)``."""
 
     def __init__(self, cfg: NetworkConfig):
-        super().__init__()
+        super().__init__(cfg)
         channels, size = cfg.data_shape[0], cfg.data_shape[1]
         n = _stages(size)
         widths = [cfg.width * 2 ** i for i in range(n + 1)]  # [w, 2w, 4w] for 16 x 16
@@ -135,11 +182,11 @@ class DCGANCritic(nn.Module):
         return self.head(self.body(self.stem(x)))[:, 0]
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(Generator):
     """``z -> (w, 4, 4) ->`` [ResnetBlock, Upsample] per doubling ``->`` GroupNorm, SiLU, conv, tanh."""
 
     def __init__(self, cfg: NetworkConfig):
-        super().__init__()
+        super().__init__(cfg)
         channels, size, w = cfg.data_shape[0], cfg.data_shape[1], cfg.width
         self.latent_dim = cfg.latent_dim
         self.stem = nn.Sequential(nn.Linear(cfg.latent_dim, w * 16), nn.Unflatten(1, (w, 4, 4)))
@@ -150,14 +197,14 @@ class ResNetGenerator(nn.Module):
         return self.head(self.body(self.stem(z)))  # (B, C, S, S)
 
 
-class ResNetCritic(nn.Module):
+class ResNetCritic(Critic):
     """conv ``->`` [ResnetBlock, Downsample] down to 4 x 4 ``->`` ResnetBlock, SiLU, mean pool, linear; ``(B,)``.
 
     GroupNorm inside the blocks normalises each sample on its own, so the gradient penalty stays per sample.
     """
 
     def __init__(self, cfg: NetworkConfig):
-        super().__init__()
+        super().__init__(cfg)
         channels, size, w = cfg.data_shape[0], cfg.data_shape[1], cfg.width
         self.stem = nn.Conv2d(channels, w, 3, padding=1)
         self.body = nn.Sequential(*[nn.Sequential(ResnetBlock(w), Downsample(w)) for _ in range(_stages(size))])
@@ -172,13 +219,13 @@ class ResNetCritic(nn.Module):
 ARCHS = {"mlp": (MLPGenerator, MLPCritic), "dcgan": (DCGANGenerator, DCGANCritic), "resnet": (ResNetGenerator, ResNetCritic)}
 
 
-def build_generator(cfg: NetworkConfig) -> nn.Module:
+def build_generator(cfg: NetworkConfig) -> Generator:
     """The generator of ``cfg.arch``; ``forward(z (B, latent_dim)) -> (B, *data_shape)``."""
     cfg.validate_network()
     return ARCHS[cfg.arch][0](cfg)
 
 
-def build_critic(cfg: NetworkConfig) -> nn.Module:
+def build_critic(cfg: NetworkConfig) -> Critic:
     """The critic of ``cfg.arch``; ``forward(x (B, *data_shape)) -> (B,)``."""
     cfg.validate_network()
     return ARCHS[cfg.arch][1](cfg)
@@ -192,6 +239,6 @@ def sample_latent(n: int, latent_dim: int, device: torch.device | str = "cpu", g
     return torch.randn(n, latent_dim, device=device)
 
 
-__all__ = ["ARCHS", "CRITIC_KIND", "DCGANCritic", "DCGANGenerator", "GENERATOR_KIND", "MLPCritic", "MLPGenerator",
-           "NetworkConfig", "ResNetCritic", "ResNetGenerator", "build_critic", "build_generator", "network_config_dict",
-           "sample_latent"]
+__all__ = ["ARCHS", "CRITIC_KIND", "Critic", "DCGANCritic", "DCGANGenerator", "GENERATOR_KIND", "Generator", "MLPCritic",
+           "MLPGenerator", "NetworkConfig", "ResNetCritic", "ResNetGenerator", "build_critic", "build_generator",
+           "load_generator", "network_config_dict", "sample_latent"]

@@ -22,7 +22,7 @@ from torch import Tensor
 from genlab.gans.checks import check_same_batch
 from genlab.gans.fgan import DIVERGENCES, G_MODES, FDivergence
 from genlab.gans.likelihood_ratio import EXAMPLES, LikelihoodRatioGAN
-from genlab.gans.wgan import GradientPenaltyCritic, reflow_critic, wgan_gp
+from genlab.gans.wgan import GradientPenaltyLoss, reflow_critic, wgan_gp
 
 LR_TRAINABLE = [k for k in EXAMPLES if k != "gan_probability"]  # gan_probability needs outputs in (0, 1)
 OBJECTIVES = ["wgan_gp", "reflow", *[f"fgan_{k}" for k in DIVERGENCES], *[f"lr_{k}" for k in LR_TRAINABLE]]
@@ -84,7 +84,7 @@ class LikelihoodRatioObjective:
 class PenaltyObjective:
     """WGAN-GP or the ReFlow-derived critic; the one-step generator loss ``−D(G(z))``."""
 
-    def __init__(self, critic: GradientPenaltyCritic, name: str):
+    def __init__(self, critic: GradientPenaltyLoss, name: str):
         self.critic, self.name = critic, name
 
     def critic_loss(self, critic, real: Tensor, fake: Tensor, scaler=None) -> tuple[Tensor, dict[str, Tensor]]:

@@ -34,12 +34,16 @@ from torch import Tensor
 
 from genlab.gans.checks import check_same_batch, check_scores, wide
 
-Critic = Callable[[Tensor], Tensor]
+CriticFn = Callable[[Tensor], Tensor]
 NORM_EPS = 1e-12  # inside the square root: ‖g‖ has a NaN double-backward at g = 0 (pytorch #2534)
 
 
-def interpolate(real: Tensor, fake: Tensor, t: Tensor | None = None) -> Tensor:
+def penalty_interpolates(real: Tensor, fake: Tensor, t: Tensor | None = None) -> Tensor:
     """Per-sample interpolates ``x_t = (1 − t) fake + t real`` with ``t ~ U[0, 1]`` of shape ``(B, 1, ...)``.
+
+    The flow path of :func:`genlab.flows.interpolate` with the fake as source and the real as target,
+    detached and in float32: the points where the gradient penalty is taken (data first, like every
+    critic call here).
 
     ``real, fake (B, ...)`` of the same shape; ``t (B,)`` may be given (tests). Float32 even if the
     inputs are half precision, so the input gradient of the penalty is float32.
@@ -65,7 +69,7 @@ def _grad_of_scores(scores: Tensor, x: Tensor, scaler: torch.amp.GradScaler | No
     return wide(grad) / scaler.get_scale() if scaled else wide(grad)
 
 
-def input_gradient(critic: Critic, x: Tensor, scaler: torch.amp.GradScaler | None = None,
+def input_gradient(critic: CriticFn, x: Tensor, scaler: torch.amp.GradScaler | None = None,
                    create_graph: bool = True) -> tuple[Tensor, Tensor]:
     """``(D(x) (B,), ∇_x D(x) (B, ...) float32)``, differentiable w.r.t. the critic's parameters
     when ``create_graph``."""
@@ -74,7 +78,7 @@ def input_gradient(critic: Critic, x: Tensor, scaler: torch.amp.GradScaler | Non
     return scores, _grad_of_scores(scores, x, scaler, create_graph)
 
 
-class GradientPenaltyCritic:
+class GradientPenaltyLoss:
     """Critic loss ``mean D(fake) − mean D(real) + gp_weight · mean penalty(∇D(x_t))`` (module docstring).
 
     Args:
@@ -92,7 +96,7 @@ class GradientPenaltyCritic:
         self.gp_weight = float(gp_weight)
 
     def __repr__(self) -> str:
-        return f"GradientPenaltyCritic(penalty_center={self.penalty_center:g}, gp_weight={self.gp_weight:g})"
+        return f"GradientPenaltyLoss(penalty_center={self.penalty_center:g}, gp_weight={self.gp_weight:g})"
 
     def penalty(self, grad: Tensor) -> Tensor:
         """Per-sample penalty ``(B,)`` of input gradients ``(B, ...)``, in float32."""
@@ -101,7 +105,7 @@ class GradientPenaltyCritic:
             return sq  # no square root: smooth at g = 0
         return (torch.sqrt(sq + NORM_EPS) - self.penalty_center).square()
 
-    def d_loss(self, critic: Critic, real: Tensor, fake: Tensor, t: Tensor | None = None,
+    def d_loss(self, critic: CriticFn, real: Tensor, fake: Tensor, t: Tensor | None = None,
                scaler: torch.amp.GradScaler | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Critic loss and detached statistics.
 
@@ -115,7 +119,7 @@ class GradientPenaltyCritic:
         Returns:
             ``(loss, {"wasserstein": mean D(real) − mean D(fake), "gp", "grad_norm"})``.
         """
-        x_t = interpolate(real, fake, t).requires_grad_(True)
+        x_t = penalty_interpolates(real, fake, t).requires_grad_(True)
         b = real.shape[0]
         scores = check_scores("critic output", critic(torch.cat([real.detach(), fake.detach().to(real.dtype)])), finite=False)
         d_real, d_fake = wide(scores[:b]), wide(scores[b:])
@@ -137,17 +141,17 @@ class GradientPenaltyCritic:
         return -wide(check_scores("scores_fake", scores_fake)).mean()
 
 
-def wgan_gp(gp_weight: float = 10.0) -> GradientPenaltyCritic:
+def wgan_gp(gp_weight: float = 10.0) -> GradientPenaltyLoss:
     """WGAN-GP: one-centred penalty ``λ(‖∇D(x̂)‖ − 1)²`` with ``λ = 10``."""
-    return GradientPenaltyCritic(penalty_center=1, gp_weight=gp_weight)
+    return GradientPenaltyLoss(penalty_center=1, gp_weight=gp_weight)
 
 
-def reflow_critic(gp_weight: float = 0.5) -> GradientPenaltyCritic:
+def reflow_critic(gp_weight: float = 0.5) -> GradientPenaltyLoss:
     """The ReFlow-derived critic: zero-centred ``½‖∇D(x_t)‖²`` on the same interpolates."""
-    return GradientPenaltyCritic(penalty_center=0, gp_weight=gp_weight)
+    return GradientPenaltyLoss(penalty_center=0, gp_weight=gp_weight)
 
 
-def proximal_target(critic: Critic, x_old: Tensor, eps: float, scaler: torch.amp.GradScaler | None = None) -> Tensor:
+def proximal_target(critic: CriticFn, x_old: Tensor, eps: float, scaler: torch.amp.GradScaler | None = None) -> Tensor:
     """``sg[x_old + ε ∇_x D(x_old)]``: the generator's samples moved one ODE step along ``∇D``.
 
     ``x_old (B, ...)`` are the samples of the frozen generator ``G_θτ(z)``; the target is computed once
@@ -166,5 +170,5 @@ def proximal_loss(x: Tensor, target: Tensor) -> Tensor:
     return (wide(x) - wide(target)).flatten(1).pow(2).sum(1).mean()
 
 
-__all__ = ["GradientPenaltyCritic", "NORM_EPS", "input_gradient", "interpolate", "proximal_loss", "proximal_target",
+__all__ = ["GradientPenaltyLoss", "NORM_EPS", "input_gradient", "penalty_interpolates", "proximal_loss", "proximal_target",
            "reflow_critic", "wgan_gp"]

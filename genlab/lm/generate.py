@@ -16,6 +16,8 @@ unconditional prompt (the same stream with the text dropped):
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,17 +31,33 @@ from genlab.lm.text import BYTES, ByteTokenizer
 
 @dataclass
 class Sampling:
-    """``temperature`` (0 = greedy), ``top_k`` (0 = off), ``top_p`` (1 = off), CFG ``guidance`` (1 = off)."""
+    """``temperature`` (0 = greedy), ``top_k`` (0 = off), ``top_p`` (1 = off), CFG ``guidance`` (1 = off).
+
+    Checked when built (and again by :func:`generate`): finite numbers, ``temperature >= 0``,
+    ``guidance >= 0``, ``0 < top_p <= 1``, an integer ``top_k >= 0``. Logits are shifted by their
+    maximum before the division by the temperature, so any positive temperature is well defined:
+    as it tends to 0 sampling tends to greedy (ties at the maximum share the mass), and
+    ``temperature = 0`` is exactly greedy (``argmax``).
+    """
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
     guidance: float = 1.0
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        for name in ("temperature", "top_p", "guidance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name}={value!r} must be a number, not {type(value).__name__}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} must be finite")
         if not self.temperature >= 0:
             raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, numbers.Integral) or self.top_k < 0:
             raise ValueError(f"top_k={self.top_k!r} must be an integer >= 0 (0 = off)")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p} must be in (0, 1] (1 = off)")
@@ -61,10 +79,19 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
 
 
 def sample_logits(logits: Tensor, sampling: Sampling, generator: torch.Generator | None = None) -> Tensor:
-    """One token per row of ``logits (B, V)`` (float32, disallowed ids at ``-inf``)."""
+    """One token per row of ``logits (B, V)`` (float32, disallowed ids at ``-inf``).
+
+    Every row needs a finite maximum (an allowed id, no NaN or +Inf): otherwise ``ValueError``
+    (e.g. a huge ``guidance`` overflowing float32).
+    """
+    top = logits.max(-1, keepdim=True).values  # (B, 1)
+    if not torch.isfinite(top).all():
+        raise ValueError(f"logits hold NaN or +Inf, or a row allows no token (row maxima {top[:, 0].tolist()[:8]}); "
+                         f"with guidance={sampling.guidance} and temperature={sampling.temperature} they must stay "
+                         "finite in float32")
     if sampling.temperature == 0:
         return logits.argmax(-1)
-    logits = filter_logits(logits / sampling.temperature, sampling.top_k, sampling.top_p)
+    logits = filter_logits((logits - top) / sampling.temperature, sampling.top_k, sampling.top_p)
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
 
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genlab.io import PretrainedMixin, known_fields
 from genlab.lm.stream import StreamBatch, Vocabulary, loss_mask
 from genlab.nn.attention import KVCache
 from genlab.nn.positions import MODES
@@ -87,12 +88,16 @@ def lm_config_dict(cfg) -> dict:
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(LMConfig)}
 
 
-class StreamLM(nn.Module):
+class StreamLM(PretrainedMixin, nn.Module):
     """Next-token model over a :class:`~genlab.lm.stream.Vocabulary` of text bytes and image codes.
 
     Args:
         config: an :class:`LMConfig` (or a config that inherits its fields).
+
+    ``save_pretrained(folder)`` / ``StreamLM.from_pretrained(folder_or_file)`` keep it (see :mod:`genlab.io`).
     """
+
+    weights_kind = WEIGHTS_KIND
 
     def __init__(self, config: LMConfig):
         super().__init__()
@@ -147,17 +152,14 @@ class StreamLM(nn.Module):
         """Mean next-token cross-entropy (float32) over the targets :func:`loss_mask` selects."""
         return next_token_loss(self(batch.tokens, batch.positions, batch.padding_mask), batch, on)
 
-    @classmethod
-    def from_pretrained(cls, path: str, map_location: str | torch.device = "cpu") -> "StreamLM":
-        """Rebuild a model from a genlab safetensors file written by ``scripts/train_lm.py``."""
-        from genlab.train.io import load_weights, read_weights_metadata
+    def pretrained_config(self) -> dict:
+        """The :class:`LMConfig` fields that rebuild this model (``save_pretrained``)."""
+        return dataclasses.asdict(self.config)
 
-        meta = read_weights_metadata(path)
-        if meta["kind"] != WEIGHTS_KIND:
-            raise ValueError(f"weights file {path!r} holds a {meta['kind']!r}, not a {WEIGHTS_KIND!r}")
-        model = cls(LMConfig(**meta["config"]))
-        load_weights(model, path, WEIGHTS_KIND)
-        return model.to(map_location).eval()
+    @classmethod
+    def from_config(cls, config: dict) -> "StreamLM":
+        """A fresh model from a stored config (keys that are not :class:`LMConfig` fields are ignored)."""
+        return cls(LMConfig(**known_fields(config, LMConfig)))
 
 
 __all__ = ["LMConfig", "StreamLM", "WEIGHTS_KIND", "lm_config_dict", "next_token_loss", "token_losses"]

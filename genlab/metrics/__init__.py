@@ -3,7 +3,7 @@
 
 from genlab.metrics.digits import digits_scores
 from genlab.metrics.features import DigitsClassifier, digits_features, load_digits_classifier
-from genlab.metrics.fid import find_inception_weights, inception_scores, to_uint8
+from genlab.metrics.fid import find_inception_weights, inception_scores
 from genlab.metrics.frechet import frechet_distance, frechet_distance_features, gaussian_stats, noise_floor, precision_recall
 from genlab.metrics.protocol import Score
 from genlab.metrics.reconstruction import CodebookUsage, psnr, ssim
@@ -13,5 +13,5 @@ __all__ = [
     "CodebookUsage", "DigitsClassifier", "Score", "digits_features", "digits_scores", "find_inception_weights",
     "frechet_distance", "frechet_distance_features", "gaussian_stats", "inception_scores", "load_digits_classifier",
     "mmd_rbf", "mode_coverage", "noise_floor", "precision_recall", "psnr", "sliced_wasserstein", "ssim",
-    "to_uint8", "toy2d_scores",
+    "toy2d_scores",
 ]

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from genlab.data.digits import load_digits_tensors
-from genlab.metrics.features import DEFAULT_WEIGHTS, NETWORK_NAME, digits_features
+from genlab.metrics.features import DEFAULT_WEIGHTS, NETWORK_NAME, digits_features, weights_sha256
 from genlab.metrics.frechet import frechet_distance_features, noise_floor, precision_recall
 from genlab.metrics.protocol import Score, library_versions
 
@@ -66,7 +66,8 @@ def digits_scores(samples: Tensor, labels: Tensor | None = None, seed: int = 0, 
         extra["accuracy"] = correct.mean().item()
         extra["per_class_accuracy"] = [round(correct[labels.cpu() == c].mean().item(), 4) if (labels == c).any() else None
                                        for c in range(10)]
-    protocol = {"network": NETWORK_NAME, "weights": DEFAULT_WEIGHTS.name, "samples": n,
+    protocol = {"network": NETWORK_NAME, "weights": DEFAULT_WEIGHTS.name, "weights_sha256": weights_sha256(DEFAULT_WEIGHTS),
+                "samples": n,
                 "reference": f"{n} random images of {reference_name or 'the given reference'}, seed {seed}",
                 "noise_floor": f"mean over 5 pairs of disjoint random real subsets of {n}",
                 "precision_recall_k": k, "resize": "bilinear (antialiased) to 16x16", "versions": library_versions()}

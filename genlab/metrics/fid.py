@@ -64,7 +64,7 @@ def _batches(x: Tensor, batch_size: int):
 
 
 def _sha256(path: Path) -> str:
-    from genlab.train.io import sha256_file
+    from genlab.io import sha256_file
 
     return sha256_file(path)
 

@@ -2,6 +2,10 @@
 
 Shapes: ``x (B, T, D)``; ``positions`` ``(T,)``, ``(B, T)`` or ``(n_axes, B, T)`` for the new tokens;
 ``key_padding_mask (B, S)`` with True for real keys, over all ``S`` keys including cached ones.
+
+A query with no key to attend to (a padding query under a causal mask, or every query of a
+fully padded sequence) outputs zeros, by design: no NaN reaches the rest of the batch or the
+gradients, and checking for it would cost a host synchronisation in every layer.
 """
 
 from __future__ import annotations
@@ -25,10 +29,47 @@ class KVCache:
     def length(self) -> int:
         return 0 if self.k is None else self.k.shape[-2]
 
+    @property
+    def batch(self) -> int | None:
+        """Sequences held (None while empty)."""
+        return None if self.k is None else self.k.shape[0]
+
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         self.k = k if self.k is None else torch.cat([self.k, k], -2)
         self.v = v if self.v is None else torch.cat([self.v, v], -2)
         return self.k, self.v
+
+
+def check_tokens(x: Tensor, dim: int, weight: Tensor, positions: Tensor | None = None, cache: KVCache | None = None,
+                 rope: RotaryEmbedding | None = None, name: str = "Attention") -> None:
+    """Raise ``ValueError``/``TypeError`` unless ``x`` is a non-empty ``(B, T, dim)`` float tensor that the
+    weights can take (same dtype, or autocast on), ``positions`` fit ``rope`` and ``(B, T)`` (``(T,)`` or
+    ``(B, T)``; with several axes ``(n_axes, T)`` or ``(n_axes, B, T)``) and ``cache`` holds ``B`` sequences."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} input x must be a tensor (B, T, D={dim}); got {type(x).__name__}")
+    if x.ndim != 3:
+        raise ValueError(f"{name} input x must be (B, T, D={dim}); got shape {tuple(x.shape)}")
+    b, t, d = x.shape
+    if d != dim:
+        raise ValueError(f"{name} input x has width D={d}; expected dim={dim} (shape {tuple(x.shape)})")
+    if b == 0 or t == 0:
+        raise ValueError(f"{name} input x of shape {tuple(x.shape)} is empty; expected B >= 1 sequences of T >= 1 tokens")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} input x must be a floating-point tensor; got dtype {x.dtype}")
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name} input x has dtype {x.dtype} but the weights are {weight.dtype}; cast the module "
+                        f"(.to({x.dtype})) or run under torch.autocast({x.device.type!r}, dtype={x.dtype})")
+    if positions is not None and rope is not None:
+        axes = rope.n_axes
+        lead = (axes,) if axes > 1 else ()
+        shape = tuple(positions.shape) if isinstance(positions, Tensor) else None
+        if shape not in (lead + (t,), lead + (b, t)):
+            forms = f"({axes}, T) or ({axes}, B, T)" if axes > 1 else "(T,) or (B, T)"
+            got = shape if shape is not None else type(positions).__name__
+            raise ValueError(f"positions must be {forms} with B={b}, T={t}; got {got}")
+    if cache is not None and cache.batch is not None and cache.batch != b:
+        raise ValueError(f"x has batch size {b} but the cache holds {cache.batch} sequences; a cache serves one "
+                         "batch from prefill to the last token (start a new cache for another batch)")
 
 
 def attention_mask(batch: int, q_len: int, k_len: int, offset: int, causal: bool, key_padding_mask: Tensor | None,
@@ -88,7 +129,9 @@ class Attention(nn.Module):
 
     ``forward(x (B, T, D), positions, key_padding_mask (B, S), causal, cache) -> (B, T, D)``: with a
     :class:`KVCache`, ``x`` holds the new tokens only and ``key_padding_mask`` covers all ``S``
-    keys (cached and new); positions default to ``cache.length + 0 .. T-1``.
+    keys (cached and new); positions default to ``cache.length + 0 .. T-1``. ``x`` must be
+    non-empty, in the weights' dtype unless autocast is on; a query with no valid key (e.g. a fully
+    padded sequence) outputs zeros (module docstring).
     """
 
     def __init__(self, dim: int, heads: int = 8, head_dim: int | None = None, rope: RotaryEmbedding | None = None,
@@ -106,9 +149,11 @@ class Attention(nn.Module):
         self.out = nn.Linear(inner, dim, bias=bias)
         self.rope, self.scale_mode, self.train_len, self.dropout = rope, scale, train_len, dropout
         self.log_n_floor = log_n_floor
+        self.dim = dim
 
     def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
                 causal: bool = False, cache: KVCache | None = None) -> Tensor:
+        check_tokens(x, self.dim, self.qkv.weight, positions, cache, self.rope)
         b, t, _ = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, d) each
         offset = cache.length if cache is not None else 0

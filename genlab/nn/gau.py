@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.nn.attention import KVCache, attention_mask, masked_attention
+from genlab.nn.attention import KVCache, attention_mask, check_tokens, masked_attention
 from genlab.nn.rope import RotaryEmbedding
 from genlab.utils import check_choice
 
@@ -66,6 +66,7 @@ class GAU(nn.Module):
 
     def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
                 causal: bool = False, cache: KVCache | None = None) -> Tensor:
+        check_tokens(x, self.proj_in.in_features, self.proj_in.weight, positions, cache, self.rope, "GAU")
         b, t, _ = x.shape
         u, v, z = F.silu(self.proj_in(x)).split([self.e, self.e, self.s], -1)  # (B, T, e), (B, T, e), (B, T, s)
         q, k = self.q_scale(z), self.k_scale(z)

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.nn.attention import Attention, KVCache
+from genlab.nn.attention import Attention, KVCache, check_tokens
 from genlab.nn.gau import GAU
 from genlab.nn.norm import RMSNorm
 from genlab.nn.rope import RotaryEmbedding
@@ -164,6 +164,8 @@ class Transformer(nn.Module):
         **block_kwargs: ``mlp_ratio``, ``dropout`` and the mixer's arguments.
 
     A Pre-Norm stack ends with a final RMSNorm (a Post-Norm stack is already normalised).
+    Input is checked like :class:`~genlab.nn.attention.Attention`'s (a non-empty ``(B, T, dim)``
+    float tensor in the weights' dtype unless autocast is on; positions and cache of its batch).
 
         model = Transformer(256, depth=4, heads=4)
         y = model(x, causal=True)                               # x (B, T, 256)
@@ -196,6 +198,7 @@ class Transformer(nn.Module):
         for block in self.blocks:
             block.reset_parameters(gain)
         self.norm = RMSNorm(dim) if norm == "pre" else nn.Identity()
+        self.dim = dim
 
     def new_cache(self) -> list[KVCache]:
         """One empty :class:`KVCache` per block, for incremental decoding."""
@@ -204,10 +207,10 @@ class Transformer(nn.Module):
     def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
                 causal: bool = False, cache: list[KVCache] | None = None) -> Tensor:
         """``x (B, T, D) -> (B, T, D)``; with ``cache`` (from :meth:`new_cache`), ``x`` holds the new tokens only."""
-        if x.ndim != 3:
-            raise ValueError(f"x must be (B, T, D); got shape {tuple(x.shape)}")
         if cache is not None and len(cache) != len(self.blocks):
             raise ValueError(f"cache has {len(cache)} entries; this Transformer has {len(self.blocks)} blocks (use new_cache())")
+        check_tokens(x, self.dim, next(self.parameters()), positions, cache[0] if cache else None, self.rope,
+                     "Transformer")
         for i, block in enumerate(self.blocks):
             x = block(x, positions, key_padding_mask, causal, cache[i] if cache is not None else None)
         return self.norm(x)

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-from genlab.optim.utils import check_hyper, grouped_by_device_and_dtype, params_with_grad
+from genlab.optim.utils import check_fraction, check_hyper, grouped_by_device_and_dtype, naming_group, params_with_grad
 
 
 def lion_loop(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], lr: float, beta1: float, beta2: float,
@@ -53,14 +53,20 @@ class Lion(torch.optim.Optimizer):
         weight_decay: decoupled decay, multiplied by ``lr``.
         foreach: multi-tensor kernels (True), the per-parameter loop (False), or None: kernels on
             accelerators and the loop on CPU.
+
+    Every parameter group's ``lr``, ``betas`` and ``weight_decay`` are checked when the group is
+    added and at each step (a scheduler may change them); errors name the group's index.
     """
 
     def __init__(self, params: Iterable, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0.0, foreach: bool | None = None):
-        check_hyper(lr=lr, weight_decay=weight_decay)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"betas={betas!r} must be two numbers in [0, 1)")
+        _check_group(dict(lr=lr, betas=betas, weight_decay=weight_decay))
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, foreach=foreach))
+
+    def add_param_group(self, param_group: dict) -> None:
+        with naming_group(len(self.param_groups)):
+            _check_group({**self.defaults, **param_group})
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -68,7 +74,9 @@ class Lion(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
+            with naming_group(index):
+                _check_group(group)
             params, grads = params_with_grad(group, type(self).__name__)
             exp_avgs = [self._exp_avg(p) for p in params]
             beta1, beta2 = group["betas"]
@@ -84,6 +92,18 @@ class Lion(torch.optim.Optimizer):
         if "exp_avg" not in state:
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state["exp_avg"]
+
+
+def _check_group(group: dict) -> None:
+    check_hyper(lr=group["lr"], weight_decay=group["weight_decay"])
+    betas = group["betas"]
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"betas={betas!r} must be two numbers in [0, 1) (beta1, beta2)")
+    for b in betas:
+        try:
+            check_fraction("beta", b)
+        except (TypeError, ValueError):
+            raise ValueError(f"betas={tuple(betas)!r} must be two numbers in [0, 1)") from None
 
 
 __all__ = ["Lion", "lion_foreach", "lion_loop"]

@@ -30,8 +30,11 @@ per parameter: half of AdamW's optimizer state.
   gradient accumulation keep ``k = 1`` (its ``step()`` is a no-op on non-sync micro-steps).
 * ``lazy_embeddings``: embedding rows whose gradient is all zero keep their value and momentum
   (against rare-token drift to ``-sign(m)/lambda``, Su 9736).
-* ``relative=False`` turns the per-parameter rules off: every tensor steps by ``lr`` (Lion with
-  ``beta1 = beta2 = beta``).
+* ``relative=False`` turns the per-parameter rules off: every tensor steps by ``lr`` and decays
+  by its group's ``weight_decay``, vectors included (Lion with ``beta1 = beta2 = beta``); kinds
+  then only pick the NaN/Inf shrink centre.
+* Every parameter group's hyperparameters are checked when it is added and at each step (a
+  scheduler may change them); errors name the group's index.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import torch
 from torch import Tensor
 
 from genlab.optim.groups import DECAYED, KINDS
-from genlab.optim.utils import check_hyper, grouped_by_device_and_dtype, params_with_grad
+from genlab.optim.utils import check_fraction, check_hyper, grouped_by_device_and_dtype, naming_group, params_with_grad
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,7 @@ def _plain(p: Tensor, m: Tensor, lr: float, wd: float) -> None:
 def _update(p: Tensor, m: Tensor, kind: str, lr: float, wd: float, floor: float, relative: bool,
             rows: Tensor | None = None) -> None:
     """One tensor's parameter step by kind (the table in the module docstring)."""
-    wd = wd if kind in DECAYED else 0.0
+    wd = wd if kind in DECAYED or not relative else 0.0
     if kind == "embedding" and (relative or rows is not None):
         eta = (torch.linalg.vector_norm(p, dim=-1, keepdim=True) / math.sqrt(p.shape[-1])).clamp_min(floor) * lr if relative else lr
         new = p - eta * (m.sign() + wd * p)  # per-row rate (V, 1)
@@ -105,7 +108,7 @@ def _update(p: Tensor, m: Tensor, kind: str, lr: float, wd: float, floor: float,
 
 def _update_foreach(ps: list[Tensor], ms: list[Tensor], kind: str, lr: float, wd: float, floor: float, relative: bool) -> None:
     """:func:`_update` for tensors of one kind (not embeddings), device and dtype, on multi-tensor kernels."""
-    wd = wd if kind in DECAYED else 0.0
+    wd = wd if kind in DECAYED or not relative else 0.0
     if not relative or kind in ("bias", "gain"):
         lr, wd = (lr, wd) if not relative else (0.5 * lr, 0.0)
         if wd:
@@ -141,11 +144,8 @@ class Tiger(torch.optim.Optimizer):
     def __init__(self, params: Iterable, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01,
                  grad_accum_steps: int = 1, shrink_ratio: float = 0.99, rms_floor: float = 1e-3, nan_only: bool = False,
                  relative: bool = True, lazy_embeddings: bool = False, foreach: bool | None = None):
-        check_hyper(lr=lr, weight_decay=weight_decay, rms_floor=rms_floor)
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"beta={beta!r} must be in [0, 1)")
-        if not 0.0 < shrink_ratio <= 1.0:
-            raise ValueError(f"shrink_ratio={shrink_ratio!r} must be in (0, 1]")
+        _check_group(dict(lr=lr, beta=beta, weight_decay=weight_decay, shrink_ratio=shrink_ratio, rms_floor=rms_floor,
+                          kind=None))
         if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
             raise ValueError(f"grad_accum_steps={grad_accum_steps!r} must be an integer >= 1")
         if lazy_embeddings and grad_accum_steps > 1:
@@ -158,9 +158,8 @@ class Tiger(torch.optim.Optimizer):
         self.last_skipped: list[str] = []
 
     def add_param_group(self, param_group: dict) -> None:
-        kind = param_group.get("kind")
-        if kind is not None and kind not in KINDS:
-            raise ValueError(f"parameter group kind={kind!r} is not supported; expected one of {KINDS}")
+        with naming_group(len(self.param_groups)):
+            _check_group({**self.defaults, **param_group})
         super().add_param_group(param_group)
 
     def _exp_avg(self, p: Tensor) -> Tensor:
@@ -200,7 +199,9 @@ class Tiger(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         work = []
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
+            with naming_group(index):
+                _check_group(group)
             params, grads = params_with_grad(group, "Tiger")
             kinds = [group["kind"] or ("matrix" if p.ndim >= 2 else "bias") for p in params]
             work.append((group, params, grads, kinds))
@@ -258,6 +259,19 @@ class Tiger(torch.optim.Optimizer):
                         _update(params[i], exp_avgs[i], kind, lr, wd, floor, relative, rows.get(i))
                 elif members:
                     _update_foreach([params[i] for i in members], [exp_avgs[i] for i in members], kind, lr, wd, floor, relative)
+
+
+def _check_group(group: dict) -> None:
+    check_hyper(lr=group["lr"], weight_decay=group["weight_decay"], rms_floor=group["rms_floor"])
+    beta = group["beta"]
+    if isinstance(beta, (tuple, list)):
+        raise TypeError(f"beta={beta!r} must be one number in [0, 1): Tiger uses beta1 = beta2 = beta "
+                        "(Lion takes two betas)")
+    check_fraction("beta", beta)
+    check_fraction("shrink_ratio", group["shrink_ratio"], zero=False, one=True)
+    kind = group["kind"]
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not supported; expected one of {KINDS}")
 
 
 def _use_foreach(flag: bool | None, p: Tensor) -> bool:

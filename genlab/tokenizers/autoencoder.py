@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from genlab.io import PretrainedMixin, known_fields
 from genlab.nn.conv import Downsample, ResnetBlock, Upsample, group_norm
 from genlab.nn.vit import ViTDecoder, ViTEncoder
 from genlab.tokenizers.fsq import FSQ
@@ -167,7 +168,7 @@ BACKBONES: dict[str, Callable[[TokenizerConfig, int], tuple[nn.Module, nn.Module
                                                                                       "vit": _vit_backbone}
 
 
-class ImageTokenizer(nn.Module):
+class ImageTokenizer(PretrainedMixin, nn.Module):
     """Encoder, quantizer and decoder; images ``(B, C, H, W)`` in ``[-1, 1]``.
 
     The quantizer is any module with genlab's quantizer call shape (``channel_first=True``):
@@ -175,7 +176,12 @@ class ImageTokenizer(nn.Module):
     ``quantizer.codebook_size`` and ``quantizer.dim`` (its input channels).
     The training loss is the reconstruction loss (mean squared error or mean absolute error
     per pixel) plus the quantizer's auxiliary loss (zero for FSQ).
+
+    ``save_pretrained(folder)`` / ``ImageTokenizer.from_pretrained(folder_or_file)`` keep a tokenizer
+    built from a :class:`TokenizerConfig` (see :mod:`genlab.io`).
     """
+
+    weights_kind = WEIGHTS_KIND
 
     def __init__(self, encoder: nn.Module, quantizer: nn.Module, decoder: nn.Module, rec_loss: str = "l2",
                  config: TokenizerConfig | None = None):
@@ -224,19 +230,17 @@ class ImageTokenizer(nn.Module):
             raise ValueError(f"indices must be (B, h, w); got shape {tuple(indices.shape)}")
         return self.decoder(self.quantizer.indices_to_codes(indices))
 
-    @classmethod
-    def from_pretrained(cls, path: str, map_location: str | torch.device = "cpu") -> "ImageTokenizer":
-        """Rebuild a tokenizer from a genlab safetensors file written by ``train_fsq.py`` / ``train_vqvae.py``."""
-        from genlab.train.io import load_weights, read_weights_metadata
+    def pretrained_config(self) -> dict:
+        """The :class:`TokenizerConfig` fields that rebuild this tokenizer (``save_pretrained``)."""
+        if self.config is None:
+            raise ValueError("this ImageTokenizer was assembled from modules, not built from a TokenizerConfig; "
+                             "build it with build_tokenizer(TokenizerConfig(...)) to save it with save_pretrained")
+        return dataclasses.asdict(self.config)
 
-        meta = read_weights_metadata(path)
-        if meta["kind"] != WEIGHTS_KIND:
-            raise ValueError(f"weights file {path!r} holds a {meta['kind']!r}, not an {WEIGHTS_KIND!r}")
-        known = {f.name for f in dataclasses.fields(TokenizerConfig)}
-        cfg = TokenizerConfig(**{k: v for k, v in meta["config"].items() if k in known})
-        model = build_tokenizer(cfg)
-        load_weights(model, path, WEIGHTS_KIND)
-        return model.to(map_location).eval()
+    @classmethod
+    def from_config(cls, config: dict) -> "ImageTokenizer":
+        """A fresh tokenizer from a stored config (keys that are not :class:`TokenizerConfig` fields are ignored)."""
+        return build_tokenizer(TokenizerConfig(**known_fields(config, TokenizerConfig)))
 
 
 def build_quantizer(cfg: TokenizerConfig) -> nn.Module:

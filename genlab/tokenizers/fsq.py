@@ -8,6 +8,7 @@ codes and indices are bit-identical to it (tests check this against the real pac
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
@@ -18,6 +19,14 @@ from genlab.utils import check_choice, check_finite
 
 EPS = 1e-3
 BOUNDS = ["default", "google", "sigmoid", "symmetric"]
+# The largest level: the bound's extreme ``+-(L - 1)(1 +- eps) / 2 - offset`` must round to the
+# outermost integer level and no further, i.e. ``(L - 1) eps / 2 < 1/2``, so ``L - 1 < 1 / eps``.
+# At L = 1001 the float32 bound reaches 500.50003 and rounds to a 1002nd level (a code of 1.002).
+# One cap for every bound keeps the index space of all four the same.
+MAX_LEVEL = round(1 / EPS)
+# The largest codebook: indices are int64, so the last index ``prod(levels) - 1`` must be <= 2**63 - 1
+# (every partial sum of the mixed-radix index is then exact too).
+MAX_CODEBOOK_SIZE = 2**63
 
 
 class _BoundRound(torch.autograd.Function):
@@ -88,9 +97,12 @@ class FSQ(nn.Module):
     learned codebook parameters and no auxiliary loss (``loss`` is zero).
 
     Args:
-        levels: number of levels per code channel, each an integer >= 3 (paper Table 1:
-            ``[8, 6, 5]``, ``[8, 5, 5, 5]``, ``[7, 5, 5, 5, 5]``, ``[8, 8, 8, 6, 5]``,
-            ``[8, 8, 8, 5, 5, 5]``). ``L = 2`` gives the shift ``atanh(0.999)`` and codes {-1, 0}.
+        levels: number of levels per code channel, each an integer (Python or NumPy) from 3 to
+            ``MAX_LEVEL = 1000`` (paper Table 1: ``[8, 6, 5]``, ``[8, 5, 5, 5]``,
+            ``[7, 5, 5, 5, 5]``, ``[8, 8, 8, 6, 5]``, ``[8, 8, 8, 5, 5, 5]``), with
+            ``prod(levels) <= 2**63`` (int64 indices). ``L = 2`` gives the shift ``atanh(0.999)``
+            and codes {-1, 0}; above 1000 levels the ``eps`` margin lets rounding reach an extra
+            level (``(L - 1) eps / 2 >= 1/2``).
         dim: input channels. Defaults to ``len(levels) * num_codebooks``; otherwise linear
             projections map ``dim`` to the code channels and back.
         num_codebooks: split the projected channels into this many independent codes.
@@ -187,6 +199,8 @@ class FSQ(nn.Module):
     # ----------------------------------------------------------------------------- layout
 
     def _to_channel_last(self, z: Tensor) -> Tensor:
+        if z.ndim == 0:
+            raise ValueError(f"FSQ input must have a channel axis of size dim={self.dim}; got a 0-dim tensor")
         if not self.channel_first:
             return z
         if z.ndim < 2:
@@ -265,8 +279,13 @@ class FSQ(nn.Module):
         """Map normalized codes ``(..., len(levels))`` (channel last) to indices ``(...)``.
 
         Channel 0 is the least significant digit: ``index = sum_i level_i * prod(levels[:i])``.
+        Every code must lie on the grid (within one unit in the last place at 1 of its dtype, at
+        least float32's): an off-grid, NaN or out-of-range code raises ``ValueError``, never
+        rounds to a neighbour.
         """
-        if codes.shape[-1] != self.codebook_dim:
+        if not torch.is_floating_point(codes):
+            raise TypeError(f"codes must be a floating-point tensor; got dtype {codes.dtype}")
+        if codes.ndim == 0 or codes.shape[-1] != self.codebook_dim:
             raise ValueError(f"codes must have last dimension len(levels)={self.codebook_dim}; got shape {tuple(codes.shape)}")
         d = self.codebook_dim
         with torch.autocast(device_type=codes.device.type, enabled=False):
@@ -277,9 +296,16 @@ class FSQ(nn.Module):
                 levels = torch.round(c * self._levels_minus_1[:d])
             else:
                 levels = torch.round((c + 1) / self._symmetric_step[:d])
-            levels = levels.long()
-            if ((levels < 0) | (levels >= self._levels)).any():
+            tol = max(torch.finfo(codes.dtype).eps, torch.finfo(torch.float32).eps)
+            outside = ~((levels >= 0) & (levels < self._levels))  # NaN lands here too
+            if outside.any():
                 raise ValueError(f"codes lie outside the FSQ grid for levels={self.levels}, bound={self.bound!r}")
+            levels = levels.long()
+            off_grid = (self._level_to_code(levels) - c).abs() > tol
+            if off_grid.any():
+                bad = c[off_grid][0].item()
+                raise ValueError(f"codes lie off the FSQ grid for levels={self.levels}, bound={self.bound!r} (e.g. {bad!r}); "
+                                 "expected codes from forward() or indices_to_codes()")
             return (levels * self._basis).sum(-1)
 
     def indices_to_level_indices(self, indices: Tensor) -> Tensor:
@@ -288,7 +314,11 @@ class FSQ(nn.Module):
         return (indices.long().unsqueeze(-1) // self._basis) % self._levels
 
     def _indices_to_codes(self, indices: Tensor) -> Tensor:
-        levels, d = self.indices_to_level_indices(indices), self.codebook_dim
+        return self._level_to_code(self.indices_to_level_indices(indices))
+
+    def _level_to_code(self, levels: Tensor) -> Tensor:
+        """Integer levels ``(..., len(levels))`` in ``[0, L_i)`` -> float32 codes (the forward's values)."""
+        d = self.codebook_dim
         if self.bound in ("default", "google"):
             return (levels - self._levels // 2).float() / self._half_width[:d]
         if self.bound == "sigmoid":
@@ -321,7 +351,7 @@ class FSQ(nn.Module):
     def _check_indices(self, indices: Tensor) -> None:
         if indices.dtype.is_floating_point or indices.dtype == torch.bool or indices.is_complex():
             raise TypeError(f"indices must be an integer tensor; got dtype {indices.dtype}")
-        if indices.numel() and (indices.min() < 0 or indices.max() >= self.codebook_size):
+        if indices.numel() and (indices.min() < 0 or indices.max() > self.codebook_size - 1):
             raise ValueError(
                 f"indices out of range: min {indices.min().item()}, max {indices.max().item()}; "
                 f"expected 0 <= index < codebook_size={self.codebook_size}"
@@ -360,16 +390,22 @@ def _check_levels(levels: Sequence[int], minimum: int) -> list[int]:
         raise ValueError(f"levels={levels!r} must be a non-empty list of integers >= {minimum}")
     out = []
     for level in levels:
-        if isinstance(level, bool) or not isinstance(level, int):
-            if isinstance(level, float) and level.is_integer():
-                raise ValueError(f"levels={list(levels)!r} must hold Python ints, not floats")
-            if hasattr(level, "item") and not getattr(level, "is_floating_point", lambda: True)():
-                level = int(level.item())
-            else:
-                raise ValueError(f"levels={list(levels)!r} must hold integers >= {minimum}; got {level!r}")
+        if isinstance(level, torch.Tensor) and level.ndim == 0 and not level.is_floating_point() and level.dtype != torch.bool:
+            level = level.item()
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral):
+            kind = "floats" if isinstance(level, numbers.Real) else type(level).__name__
+            raise ValueError(f"levels={list(levels)!r} must hold integers >= {minimum} (Python or NumPy ints), not {kind}")
+        level = int(level)
         if level < minimum:
             hint = ("; L = 2 makes the even-level shift atanh(0.999) and codes {-1, 0}: use bound='symmetric'"
                     if level == 2 else "")
             raise ValueError(f"levels={list(levels)!r}: every level must be an integer >= {minimum} (got {level}{hint})")
-        out.append(int(level))
+        if level > MAX_LEVEL:
+            raise ValueError(f"levels={list(levels)!r}: every level must be <= MAX_LEVEL={MAX_LEVEL} (got {level}); with "
+                             f"eps={EPS} the bound of a larger level rounds to an extra level outside the grid")
+        out.append(level)
+    size = math.prod(out)
+    if size > MAX_CODEBOOK_SIZE:
+        raise ValueError(f"levels={out!r} give prod(levels)={size} codes; int64 indices hold at most "
+                         f"MAX_CODEBOOK_SIZE=2**63 (use fewer or smaller levels, or num_codebooks)")
     return out

@@ -10,7 +10,9 @@ loss) follow vector-quantize-pytorch's ``VectorQuantize``; tests compare against
 
 from __future__ import annotations
 
+import hashlib
 import math
+import numbers
 import warnings
 
 import torch
@@ -84,6 +86,12 @@ class VectorQuantizer(nn.Module):
     (``N_i = reset_size``, ``m_i = e_i * reset_size``), so the stale ``m_i / N_i`` cannot undo the
     reset. ``kmeans_init`` runs ``kmeans_iters`` Lloyd steps on the first training batch.
 
+    **Random draws** (k-means' initial rows, replacement codes) never touch the global RNG: each
+    comes from a ``torch.Generator`` seeded from ``(seed, rank, training_steps, purpose)``, where
+    the buffer ``training_steps`` counts training-mode forwards and is saved in the state dict.
+    A run resumed from a checkpoint therefore draws exactly the rows the uninterrupted run draws,
+    whatever else used the global RNG meanwhile.
+
     **Several processes.** In training mode, whenever ``torch.distributed`` is initialised with more
     than one process (checked on every step, never cached) and ``sync=True``, the batch counts and
     sums are all-reduced before the EMA update, k-means runs on all processes' vectors, and
@@ -112,12 +120,14 @@ class VectorQuantizer(nn.Module):
         sync: synchronise codebook statistics across processes when several train (see above).
         distance_chunk: largest number of ``(position, code)`` distances computed at once.
         channel_first: input is ``(B, C, *spatial)`` instead of ``(..., C)``.
-        check_finite: raise on NaN or Inf input (one reduction).
+        check_finite: raise on NaN or Inf input, or input so large that its squared distances
+            overflow float32 (one reduction).
+        seed: seed of the random draws (see above); an integer >= 0.
 
     Shapes:
-        input ``(..., dim)`` (or ``(B, dim, *spatial)`` with ``channel_first``); ``quantized`` has the
-        input's shape and dtype; ``indices`` (``torch.long``) drops the channel axis; ``loss`` is a
-        float32 scalar.
+        input ``(..., dim)`` (or ``(B, dim, *spatial)`` with ``channel_first``) holding at least one
+        vector; ``quantized`` has the input's shape and dtype; ``indices`` (``torch.long``) drops the
+        channel axis; ``loss`` is a float32 scalar.
 
     Example:
         >>> vq = VectorQuantizer(dim=8, codebook_size=64, kmeans_init=True, dead_code_threshold=0.1)
@@ -146,9 +156,13 @@ class VectorQuantizer(nn.Module):
         distance_chunk: int = 2**22,
         channel_first: bool = False,
         check_finite: bool = True,
+        seed: int = 0,
     ):
         super().__init__()
         self.dim = check_positive_int("dim", dim)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be an integer >= 0")
+        self.seed = int(seed)
         self.codebook_size = check_positive_int("codebook_size", codebook_size)
         self.codebook_dim = check_positive_int("codebook_dim", dim if codebook_dim is None else codebook_dim)
         check_choice("codebook_update", codebook_update, ["ema", "gradient"])
@@ -190,6 +204,12 @@ class VectorQuantizer(nn.Module):
             self.register_buffer("embed_avg", init.clone())
         self.register_buffer("cluster_size", torch.ones(self.codebook_size))
         self.register_buffer("initted", torch.tensor(not self.kmeans_init))
+        self.register_buffer("training_steps", torch.zeros((), dtype=torch.long))  # seeds the random draws
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before the draw counter existed load with the counter at 0.
+        state_dict.setdefault(prefix + "training_steps", torch.zeros((), dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     _FLOAT32_BUFFERS = ("cluster_size", "embed_avg")
 
@@ -214,6 +234,8 @@ class VectorQuantizer(nn.Module):
         """Quantize ``z``; returns ``(quantized, indices, loss)`` (see the class docstring)."""
         if not torch.is_floating_point(z):
             raise TypeError(f"VectorQuantizer input must be a floating-point tensor; got dtype {z.dtype}")
+        if z.ndim == 0:
+            raise ValueError(f"VectorQuantizer input must have a channel axis of size dim={self.dim}; got a 0-dim tensor")
         if self.channel_first:
             if z.ndim < 2:
                 raise ValueError(f"channel_first input must be (B, C, ...); got shape {tuple(z.shape)}")
@@ -221,8 +243,11 @@ class VectorQuantizer(nn.Module):
         if z.shape[-1] != self.dim:
             layout = "(B, C, ...) with channel_first=True" if self.channel_first else "(..., C)"
             raise ValueError(f"VectorQuantizer input has {z.shape[-1]} channels in layout {layout}; expected dim={self.dim}")
+        if z.numel() == 0:
+            raise ValueError(f"VectorQuantizer input of shape {tuple(z.shape)} holds no vectors; expected at least one "
+                             "(the loss and the codebook statistics are averages over vectors)")
         if self.check_finite:
-            check_finite("VectorQuantizer input", z)
+            _check_input(z)
 
         z = self.project_in(z)  # (..., codebook_dim), in the module's dtype
         with torch.autocast(device_type=z.device.type, enabled=False):
@@ -244,6 +269,7 @@ class VectorQuantizer(nn.Module):
                 self._update(flat.detach(), indices, sync)
                 if self.dead_code_threshold > 0:
                     self._reset_dead_codes(flat.detach(), sync)
+                self.training_steps.add_(1)
 
             if self.rotation_trick and flat.requires_grad:
                 out = rotate_to(flat, q)
@@ -323,13 +349,19 @@ class VectorQuantizer(nn.Module):
         self.dead_codes = n_dead
         if n_dead == 0:
             return
-        new = _sample_rows(x, n_dead, sync)  # (n_dead, d), the same on every process
+        new = _sample_rows(x, n_dead, sync, self._generator(x.device, "reset"))  # (n_dead, d), the same on every process
         self.codebook.data[dead] = new.to(self.codebook.dtype)
         self.cluster_size[dead] = self.reset_size
         if self.codebook_update == "ema":
             self.embed_avg[dead] = new * self.reset_size
 
     dead_codes: int = 0  # codes found dead (and reset) by the last training step; 0 when reset is off
+
+    def _generator(self, device: torch.device, purpose: str) -> torch.Generator:
+        """A generator on ``device`` seeded from ``(seed, rank, training_steps, purpose)`` only."""
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        key = f"{self.seed},{rank},{int(self.training_steps)},{purpose}".encode()
+        return torch.Generator(device=device).manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1)
 
     @torch.no_grad()
     def _kmeans_init(self, x: Tensor, sync: bool) -> None:
@@ -338,7 +370,7 @@ class VectorQuantizer(nn.Module):
         if x.shape[0] < k:
             warnings.warn(f"k-means initialisation got {x.shape[0]} vectors for codebook_size={k}: some initial "
                           "codes repeat (dead-code reset replaces them once they go unused)", stacklevel=3)
-        means = _sample_rows(x, k, sync)
+        means = _sample_rows(x, k, sync, self._generator(x.device, "kmeans"))
         counts = torch.zeros(k, device=x.device)
         for _ in range(self.kmeans_iters):
             idx = self.nearest(x, means)
@@ -392,7 +424,17 @@ def _all_reduce(*tensors: Tensor | None) -> None:
             dist.all_reduce(t)
 
 
-def _sample_rows(x: Tensor, n: int, sync: bool) -> Tensor:
+def _check_input(z: Tensor) -> None:
+    """NaN, Inf, or values whose squares overflow float32 (the distances and the loss), in one reduction."""
+    if torch.isfinite(z.detach().float().square().sum()):
+        return
+    check_finite("VectorQuantizer input", z)
+    raise ValueError(f"VectorQuantizer input is too large for float32 distances: its sum of squares overflows "
+                     f"(largest |value| {z.detach().abs().max().item():.3g}); expected values well below 1e19 "
+                     "(normalise the encoder output)")
+
+
+def _sample_rows(x: Tensor, n: int, sync: bool, generator: torch.Generator) -> Tensor:
     """``n`` random rows of ``x`` (without replacement when it has enough), identical on every process.
 
     With ``sync`` each process draws ``n`` rows from its own batch and the results are all-gathered;
@@ -400,7 +442,10 @@ def _sample_rows(x: Tensor, n: int, sync: bool) -> Tensor:
     every process's data.
     """
     m = x.shape[0]
-    pick = torch.randperm(m, device=x.device)[:n] if m >= n else torch.randint(m, (n,), device=x.device)
+    if m >= n:
+        pick = torch.randperm(m, device=x.device, generator=generator)[:n]
+    else:
+        pick = torch.randint(m, (n,), device=x.device, generator=generator)
     rows = x[pick]
     if not sync:
         return rows

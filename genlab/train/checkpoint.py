@@ -18,7 +18,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from genlab.train.io import sha256_file, write_text_atomic
+from genlab.io import sha256_file, write_text_atomic
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 MANIFEST = "genlab.json"

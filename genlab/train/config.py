@@ -20,6 +20,8 @@ from typing import Any, Sequence, TypeVar
 
 import yaml
 
+from genlab.resources import resolve_config_path
+
 C = TypeVar("C")
 
 
@@ -185,7 +187,7 @@ def _is_number(s: str) -> bool:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    path = resolve_config_path(path)  # configs/<family>/<name>.yaml also from any folder or a wheel
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:

@@ -32,4 +32,4 @@ def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float 
     return Tiger(groups, lr=lr, beta=betas[0], weight_decay=weight_decay)
 
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "param_groups"]
+__all__ = ["OPTIMIZERS", "build_optimizer"]

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from genlab.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from genlab.train.config import TrainConfig, config_to_dict, dump_config
-from genlab.train.io import write_text_atomic
+from genlab.io import write_text_atomic
 
 
 class Run:

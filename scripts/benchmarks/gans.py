@@ -1,6 +1,6 @@
 """Gradient-penalty critic step (forward, double backward, Adam): genlab vs the reference pattern.
 
-genlab's :class:`~genlab.gans.GradientPenaltyCritic` runs the critic on ``[real, fake]`` and on the
+genlab's :class:`~genlab.gans.GradientPenaltyLoss` runs the critic on ``[real, fake]`` and on the
 interpolates, checks the scores, and forms the penalty from a float32 squared norm with an eps in the
 square root; the reference is the pattern of the WGAN-GP authors' code and its PyTorch ports (three
 critic forwards, ``gradients.norm(2, dim=1)``), written here on the same networks and inputs. Both are timed on the 2-D MLP and the 16 x 16 DCGAN critic of

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from genlab.flows import CouplingDataset, flow_matching_loss, generate_couplings, sample, sample_times, straightness
 from genlab.flows.networks import VelocityMLP
-from genlab.flows.reflow import MANIFEST, shard_name
+from genlab.flows.reflow import COUPLINGS_MANIFEST, shard_name
 from tests.flows.gaussian1d import MU, S, TARGET, v_reflow, v_star, x0
 
 SETTINGS = dict(shard_size=40, batch_size=16, method="rk4", steps=16)
@@ -29,7 +29,7 @@ def test_couplings_of_the_exact_flow_are_its_monotone_map(tmp_path):
     summary = generate_couplings(v_star, tmp_path, 100, (1,), **SETTINGS)
     assert summary == {"shards": 3, "generated": 3, "pairs": 100, "nfe": 64}
     data = CouplingDataset(tmp_path)
-    assert len(data) == 100 and json.loads((tmp_path / MANIFEST).read_text())["method"] == "rk4"
+    assert len(data) == 100 and json.loads((tmp_path / COUPLINGS_MANIFEST).read_text())["method"] == "rk4"
     assert torch.allclose(data.x1, MU + S * data.x0, atol=1e-3)  # ODE(x_0) = mu + s x_0
 
 

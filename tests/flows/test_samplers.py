@@ -210,3 +210,18 @@ def test_property_any_monotone_grid_is_exact_for_a_constant_field(times, descend
     assert torch.allclose(out.samples, x + c * (grid[-1] - grid[0]), atol=1e-9)
     if method in FIXED_METHODS:
         assert out.nfe == (len(grid) - 1) * FIXED_METHODS[method]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nan_from_x0_or_the_model_is_never_passed_through(method):
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="x0 contains NaN or Inf \\(1 of 8 values\\)"):
+        sample(lambda x, t: x, x.index_put((torch.tensor([1]), torch.tensor([0])), torch.tensor(float("nan"))),
+               steps=4, method=method)
+
+    def diverges(x, t):  # NaN once t reaches 0.5
+        return torch.where(t[:, None] >= 0.5, torch.full_like(x, float("nan")), torch.ones_like(x))
+
+    where = "t=0.5, step [23] of 4" if method in FIXED_METHODS else "t=0.[5-9][0-9]*, an adaptive step"
+    with pytest.raises(FloatingPointError, match=f"NaN or Inf velocities \\(8 of 8 values\\) at {where}"):
+        sample(diverges, x, steps=4, method=method)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.gans import FDivergence, NonFiniteCriticError, GradientPenaltyCritic, interpolate, proximal_loss, proximal_target, reflow_critic, wgan_gp
+from genlab.gans import FDivergence, NonFiniteCriticError, GradientPenaltyLoss, penalty_interpolates, proximal_loss, proximal_target, reflow_critic, wgan_gp
 
 F64 = torch.float64
 
@@ -104,9 +104,9 @@ def test_logistic_critic_is_the_log_ratio_and_one_monoflow_step_moves_samples_by
 def test_interpolation_is_per_sample():
     real, fake = torch.ones(6, 1, 2, 2), torch.zeros(6, 1, 2, 2)
     t = torch.linspace(0, 1, 6)
-    x = interpolate(real, fake, t)
+    x = penalty_interpolates(real, fake, t)
     torch.testing.assert_close(x, t.view(6, 1, 1, 1).expand(6, 1, 2, 2))  # x_t = (1 − t) fake + t real
-    drawn = interpolate(real, fake)
+    drawn = penalty_interpolates(real, fake)
     assert drawn.dtype == torch.float32 and len(drawn.flatten(1).mean(1).unique()) == 6
 
 
@@ -162,11 +162,11 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(NonFiniteCriticError, match="critic output contains NaN or Inf"):
         wgan_gp().d_loss(lambda x: x.sum(1) / 0.0, torch.zeros(4, 2), torch.zeros(4, 2))
     with pytest.raises(ValueError, match=r"t must have shape \(4,\)"):
-        interpolate(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(4, 1))
+        penalty_interpolates(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(4, 1))
     with pytest.raises(ValueError, match="penalty_center=0.5 is not supported"):
-        GradientPenaltyCritic(0.5)
+        GradientPenaltyLoss(0.5)
     with pytest.raises(ValueError, match="gp_weight=-1 must be a number >= 0"):
-        GradientPenaltyCritic(0, -1)
+        GradientPenaltyLoss(0, -1)
     with pytest.raises(ValueError, match="eps=0 must be > 0"):
         proximal_target(nn.Linear(2, 1), torch.zeros(4, 2), 0)
 

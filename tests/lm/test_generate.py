@@ -125,3 +125,27 @@ def test_top_p_and_top_k_match_their_definitions():
     assert kept.sum(1).eq(7).all() and torch.equal(kept, random >= random.topk(7).values[:, -1:])
     draws = sample_logits(random[:1].expand(2000, -1), Sampling(top_k=3), torch.Generator().manual_seed(1))
     assert set(draws.tolist()) <= set(random[0].topk(3).indices.tolist())
+
+
+def test_tiny_temperatures_tend_to_greedy_and_overflowing_logits_raise():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 50, generator=g) * 30 - 80  # log-probabilities far below 0
+    logits[:, 7] = float("-inf")
+    for t in (1e-45, 1e-30, 1e-6):
+        assert torch.equal(sample_logits(logits, Sampling(temperature=t), g), logits.argmax(-1))
+    with pytest.raises(ValueError, match="NaN or \\+Inf.*guidance=1e\\+38"):
+        sample_logits(torch.tensor([[0.0, float("inf")]]), Sampling(guidance=1e38), g)
+    with pytest.raises(ValueError, match="allows no token"):
+        sample_logits(torch.full((1, 3), float("-inf")), Sampling(), g)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"temperature": float("inf")}, ValueError, "temperature=inf must be finite"),
+    ({"temperature": "1.0"}, TypeError, "temperature='1.0' must be a number"),
+    ({"guidance": float("inf")}, ValueError, "guidance=inf must be finite"),
+    ({"top_p": float("nan")}, ValueError, "top_p=nan must be finite"),
+    ({"top_k": 2.0}, ValueError, "top_k=2.0 must be an integer"),
+])
+def test_sampling_settings_are_checked_when_built(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Sampling(**kwargs)

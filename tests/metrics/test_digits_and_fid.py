@@ -1,12 +1,15 @@
 """The shipped digits network, FD-digits-cnn with its noise floor, and the Inception FID paths."""
 
+import hashlib
+
 import pytest
 import torch
 
 from genlab.data import load_digits_tensors
-from genlab.metrics import digits_features, digits_scores, find_inception_weights, inception_scores, to_uint8
+from genlab.metrics import digits_features, digits_scores, find_inception_weights, inception_scores
+from genlab.utils import to_uint8
 from genlab.metrics.features import DEFAULT_WEIGHTS
-from genlab.train.io import read_weights_metadata
+from genlab.io import read_weights_metadata
 
 
 def test_shipped_classifier_is_accurate_on_held_out_digits():
@@ -31,6 +34,8 @@ def test_real_digits_score_near_their_noise_floor_and_noise_far_above():
     noise = digits_scores(torch.rand(359, 1, 16, 16) * 2 - 1)
     assert noise.value > 10 * real.value and noise.extra["recall"] < 0.05
     assert noise.protocol["samples"] == 359 and "noise_floor" in noise.protocol
+    # Provenance: the hash of the feature network's weights file goes with every score.
+    assert real.protocol["weights_sha256"] == hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()
 
 
 def test_digits_scores_bad_input():

@@ -6,7 +6,7 @@ import torch
 from genlab.nn.vit import PatchEmbed, ViTDecoder, ViTEncoder
 from genlab.tokenizers import TokenizerConfig, build_tokenizer
 from genlab.tokenizers.autoencoder import WEIGHTS_KIND, ImageTokenizer, tokenizer_config_dict
-from genlab.train.io import save_weights
+from genlab.io import save_weights
 
 
 def test_patch_embedding_tokens_and_positions():

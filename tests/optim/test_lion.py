@@ -98,3 +98,19 @@ def test_bad_hyperparameters():
         Lion([torch.zeros(1, requires_grad=True)], lr=-1)
     with pytest.raises(ValueError, match="betas="):
         Lion([torch.zeros(1, requires_grad=True)], betas=(0.9, 1.5))
+
+
+def test_every_parameter_group_is_validated_with_its_index():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="parameter group 0: lr=-1.0 must be a finite number >= 0"):
+        Lion([{"params": [a], "lr": -1.0}])
+    with pytest.raises(ValueError, match="parameter group 1: betas=\\(0.9, 1.5\\) must be two numbers in \\[0, 1\\)"):
+        Lion([{"params": [a]}, {"params": [b], "betas": (0.9, 1.5)}])
+    with pytest.raises(TypeError, match="betas=0.9 must be two numbers"):
+        Lion([a], betas=0.9)
+    opt = Lion([a], lr=0.1)
+    opt.param_groups[0]["weight_decay"] = -0.1
+    a.grad = torch.ones(2)
+    with pytest.raises(ValueError, match="parameter group 0: weight_decay=-0.1"):
+        opt.step()
+    assert torch.equal(a, torch.zeros(2))

@@ -269,3 +269,40 @@ def test_bad_arguments():
         Tiger(p, grad_accum_steps=0)
     with pytest.raises(ValueError, match="beta=1.0"):
         Tiger(p, beta=1.0)
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_without_relative_rates_a_plain_parameter_list_decays_vectors_like_lion(foreach):
+    """A plain list has no kinds: with the per-parameter rules off every tensor, 1-D included, decays
+    by weight_decay as in Lion with beta1 = beta2 (lion-pytorch, float64 exact)."""
+    grads = _grads(6, torch.float64)
+
+    def run(make):
+        params = _tensors(torch.float64)
+        opt = make(params)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            opt.step()
+        return params
+
+    ours = run(lambda ps: Tiger(ps, lr=3e-3, beta=0.95, weight_decay=0.2, relative=False, foreach=foreach))
+    peer = run(lambda ps: PeerLion(ps, lr=3e-3, betas=(0.95, 0.95), weight_decay=0.2))
+    assert all(torch.equal(x, y) for x, y in zip(ours, peer))
+
+
+def test_every_parameter_group_is_validated_with_its_index():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="parameter group 1: beta=1.5 must be in \\[0, 1\\)"):
+        Tiger([{"params": [a]}, {"params": [b], "beta": 1.5}])
+    with pytest.raises(ValueError, match="parameter group 0: lr=-1.0 must be a finite number >= 0"):
+        Tiger([{"params": [a], "lr": -1.0}])
+    with pytest.raises(ValueError, match="parameter group 0: shrink_ratio=0 must be in \\(0, 1\\]"):
+        Tiger([{"params": [a], "shrink_ratio": 0}])
+    with pytest.raises(TypeError, match="beta=\\(0.9, 0.99\\) must be one number .* \\(Lion takes two betas\\)"):
+        Tiger([a], beta=(0.9, 0.99))
+    opt = Tiger([a], lr=0.1)
+    opt.param_groups[0]["lr"] = float("nan")  # e.g. set by a scheduler
+    a.grad = torch.ones(2)
+    with pytest.raises(ValueError, match="parameter group 0: lr=nan"):
+        opt.step()

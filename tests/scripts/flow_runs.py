@@ -4,7 +4,7 @@ import pytest
 
 from tests.scripts.conftest import ROOT, run_script
 
-TOY = ["--config", str(ROOT / "configs" / "flows" / "toy2d.yaml"), "--width", "16", "--depth", "1", "--batch_size", "32",
+TOY = ["--config", str(ROOT / "genlab" / "configs" / "flows" / "toy2d.yaml"), "--width", "16", "--depth", "1", "--batch_size", "32",
        "--toy2d_size", "1000", "--warmup_steps", "0", "--log_every", "1", "--eval_every", "0", "--eval_samples", "64",
        "--eval_batch_size", "64", "--eval_solvers", "[euler:2]", "--straightness_steps", "4"]
 DIGITS = ["--net", "dit", "--width", "16", "--depth", "1", "--heads", "2", "--image_size", "8", "--batch_size", "16",

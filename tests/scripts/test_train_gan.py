@@ -136,7 +136,7 @@ def test_weights_of_another_model_fail_clearly(toy_run, tmp_path, script):
                        "--out", str(tmp_path)], tmp_path, check=False)
     assert proc.returncode != 0 and "holds a 'GANCritic', not a 'GANGenerator'" in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(ValueError, match="holds a 'DigitsClassifier', not a 'GANGenerator'"):
-        load_script("sample_gan").main(["--weights", str(ROOT / "assets" / "digits_classifier.safetensors"), "--out", str(tmp_path)])
+        load_script("sample_gan").main(["--weights", str(ROOT / "genlab" / "assets" / "digits_classifier.safetensors"), "--out", str(tmp_path)])
     copy = tmp_path / "t"
     shutil.copytree(toy_run, copy)  # resume its checkpoint into networks of another width
     proc = run_script([script("train_gan.py"), *TOY, "--objective", "reflow", "--max_steps", "6", "--width", "32",

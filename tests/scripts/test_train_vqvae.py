@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from genlab.data import PhotoPatches
 from genlab.tokenizers import ImageTokenizer, TokenizerConfig, VectorQuantizer, build_tokenizer
 from genlab.train import parse_config, verify_checkpoint
-from genlab.train.io import load_weights, save_weights
+from genlab.io import load_weights, save_weights
 from scripts.train_vqvae import VQ_DEFAULTS, VQVAETrainConfig
 from tests.scripts.conftest import ROOT, run_script
 
@@ -136,7 +136,7 @@ def test_quantizer_options_override_the_defaults_one_key_at_a_time():
     assert cfg.quantizer_options == {**VQ_DEFAULTS, "codebook_size": 4096}
     assert parse_config(VQVAETrainConfig, []).quantizer_options == VQ_DEFAULTS
     # configs/vq/photos.yaml holds the script's defaults, as its header says
-    assert parse_config(VQVAETrainConfig, ["--config", str(ROOT / "configs" / "vq" / "photos.yaml")]) == VQVAETrainConfig()
+    assert parse_config(VQVAETrainConfig, ["--config", "configs/vq/photos.yaml"]) == VQVAETrainConfig()
 
 
 @pytest.mark.slow

@@ -3,11 +3,13 @@ autocast, layouts and bad input."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from vector_quantize_pytorch import FSQ as PeerFSQ
 
 from genlab.tokenizers import FSQ
+from genlab.tokenizers.fsq import BOUNDS, MAX_CODEBOOK_SIZE, MAX_LEVEL
 
 PAPER_LEVELS = [[8, 6, 5], [8, 5, 5, 5], [7, 5, 5, 5, 5], [8, 8, 8, 6, 5], [8, 8, 8, 5, 5, 5]]
 
@@ -141,7 +143,7 @@ def test_implicit_codebook_is_lazy():
 
 @pytest.mark.parametrize("levels, match", [
     ([8, 2], "integer >= 3"),
-    ([8, 5.0], "Python ints"),
+    ([8, 5.0], "Python or NumPy ints"),
     ([], "non-empty"),
     ("8555", "non-empty list"),
     ([8, "5"], "integers >= 3"),
@@ -217,3 +219,51 @@ def test_level_two_needs_the_symmetric_bound():
     assert FSQ([2, 5], bound="symmetric").codebook_size == 10
     with pytest.raises(ValueError, match="bound='tanh' is not supported"):
         FSQ([8, 5], bound="tanh")
+
+
+@pytest.mark.parametrize("bound", BOUNDS)
+def test_the_largest_level_reaches_exactly_its_levels(bound):
+    """MAX_LEVEL = 1 / eps: (L - 1) eps / 2 < 1/2 keeps the rounded bound inside L levels; one more
+    level would reach a 1002nd (code 1.002, index 2002 for [1001, 3])."""
+    fsq = FSQ([MAX_LEVEL, 3], bound=bound)
+    z = torch.stack([torch.linspace(-60, 60, 200_001), torch.zeros(200_001)], 1)
+    levels = fsq.indices_to_level_indices(fsq(z).indices)[:, 0]
+    assert levels.min() == 0 and levels.max() == MAX_LEVEL - 1 and len(levels.unique()) == MAX_LEVEL
+    with pytest.raises(ValueError, match="<= MAX_LEVEL=1000 \\(got 1001\\)"):
+        FSQ([MAX_LEVEL + 1, 3], bound=bound)
+
+
+def test_the_largest_codebook_has_exact_int64_indices():
+    fsq = FSQ([512] * 7)  # exactly 2**63 codes
+    assert fsq.codebook_size == MAX_CODEBOOK_SIZE == 2**63
+    out = fsq(torch.tensor([[50.0] * 7, [-50.0] * 7, [0.0] * 7]))
+    assert out.indices.tolist() == [2**63 - 1, 0, 256 * sum(512**i for i in range(7))]
+    assert torch.equal(fsq.indices_to_codes(out.indices), out.quantized)
+    assert torch.equal(fsq.codes_to_indices(out.quantized), out.indices)
+    with pytest.raises(ValueError, match="MAX_CODEBOOK_SIZE=2\\*\\*63"):
+        FSQ([512] * 6 + [513])
+    with pytest.raises(ValueError, match="MAX_CODEBOOK_SIZE"):
+        FSQ([1000] * 7)
+
+
+def test_numpy_integer_levels_equal_python_levels():
+    z = torch.randn(50, 4)
+    ours = FSQ([np.int64(8), np.int32(5), np.uint8(5), 5])
+    assert ours.levels == [8, 5, 5, 5] and all(type(level) is int for level in ours.levels)
+    assert torch.equal(ours(z).indices, FSQ([8, 5, 5, 5])(z).indices)
+
+
+def test_huge_finite_inputs_saturate_instead_of_raising():
+    out = FSQ([8, 5, 5, 5])(torch.tensor([[1e38, -1e38, 3e38, 0.0]]))
+    assert out.quantized.tolist() == [[0.75, -1.0, 1.0, 0.0]]
+
+
+def test_codes_off_the_grid_raise_and_grid_codes_round_trip_in_every_dtype():
+    fsq = FSQ([7, 5, 5, 8])
+    with pytest.raises(ValueError, match="off the FSQ grid .*0.3"):
+        fsq.codes_to_indices(torch.tensor([[0.3, 0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="off the FSQ grid|outside"):
+        fsq.codes_to_indices(torch.tensor([[float("nan"), 0.0, 0.0, 0.0]]))
+    codes = fsq.implicit_codebook
+    for dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16):
+        assert torch.equal(fsq.codes_to_indices(codes.to(dtype)), torch.arange(fsq.codebook_size))

@@ -374,3 +374,97 @@ def test_readme_snippet_runs():
     scope = {"torch": torch}
     exec(code, scope)
     assert scope["quantized"].shape == (32, 64, 8) and scope["indices"].dtype == torch.long and scope["vq"].initted
+
+
+def _draws_run(vq: VectorQuantizer, batches, spoil_global_rng: bool) -> None:
+    for batch in batches:
+        if spoil_global_rng:  # e.g. a DataLoader iterator built on resume draws from the global RNG
+            torch.rand(7)
+        vq(batch)
+
+
+def test_random_draws_come_from_the_seed_and_step_never_the_global_rng():
+    """k-means rows and dead-code replacements depend on (seed, training_steps) only: a run resumed
+    from its state dict, with the global RNG elsewhere, ends bitwise where the uninterrupted run ends."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(16, 4, generator=g) * 3
+    batches = [centres[torch.randint(16, (32,), generator=g)] + 0.1 * torch.randn(32, 4, generator=g) for _ in range(12)]
+    kw = dict(dim=4, codebook_size=32, kmeans_init=True, dead_code_threshold=1.5, decay=0.8, seed=3)
+
+    torch.manual_seed(0)
+    ref = VectorQuantizer(**kw)
+    _draws_run(ref, batches, spoil_global_rng=False)
+    assert int(ref.training_steps) == 12
+
+    torch.manual_seed(0)
+    first = VectorQuantizer(**kw)
+    _draws_run(first, batches[:5], spoil_global_rng=True)
+    state = {k: v.clone() for k, v in first.state_dict().items()}
+    torch.manual_seed(123)
+    resumed = VectorQuantizer(**kw)
+    resumed.load_state_dict(state)
+    _draws_run(resumed, batches[5:], spoil_global_rng=True)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+    other_seed = VectorQuantizer(**{**kw, "seed": 4})
+    other_seed.load_state_dict({k: v for k, v in VectorQuantizer(**kw).state_dict().items()})
+    _draws_run(other_seed, batches, spoil_global_rng=False)
+    assert not torch.equal(other_seed.codebook, ref.codebook)
+
+    fresh = VectorQuantizer(**kw)
+    before = torch.random.get_rng_state()
+    fresh(batches[0])
+    assert fresh.dead_codes > 0 and torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_resets_after_the_resume_point_draw_what_the_uninterrupted_run_draws():
+    torch.manual_seed(0)
+    batches = [torch.randn(24, 2) * 0.3 for _ in range(8)]
+
+    def run(split: int | None):
+        torch.manual_seed(5)
+        vq = VectorQuantizer(2, 6, decay=0.5, dead_code_threshold=5.0, seed=1)  # 24 vectors, 6 codes: always some dead
+        resets = 0
+        for i, batch in enumerate(batches):
+            if i == split:
+                state, vq = vq.state_dict(), VectorQuantizer(2, 6, decay=0.5, dead_code_threshold=5.0, seed=1)
+                vq.load_state_dict(state)
+                torch.manual_seed(99)
+            vq(batch)
+            resets += vq.dead_codes if i >= (split or 0) else 0
+        return vq, resets
+
+    ref, _ = run(None)
+    resumed, resets_after = run(3)
+    assert resets_after > 0
+    assert torch.equal(ref.codebook, resumed.codebook) and torch.equal(ref.cluster_size, resumed.cluster_size)
+
+
+def test_weights_saved_without_the_draw_counter_still_load():
+    vq = VectorQuantizer(4, 8)
+    state = vq.state_dict()
+    del state["training_steps"]
+    fresh = VectorQuantizer(4, 8)
+    fresh.load_state_dict(state)
+    assert int(fresh.training_steps) == 0
+
+
+@pytest.mark.parametrize("kw", [{}, {"kmeans_init": True}, {"dead_code_threshold": 0.5}])
+def test_an_empty_batch_is_rejected_and_changes_nothing(kw):
+    vq = VectorQuantizer(4, 8, **kw)
+    before = {k: v.clone() for k, v in vq.state_dict().items()}
+    for mode in (vq.train, vq.eval):
+        mode()
+        with pytest.raises(ValueError, match="holds no vectors"):
+            vq(torch.zeros(0, 4))
+    assert all(torch.equal(v, vq.state_dict()[k]) for k, v in before.items())
+
+
+def test_scalar_and_huge_inputs_get_honest_errors():
+    vq = VectorQuantizer(4, 8)
+    with pytest.raises(ValueError, match="0-dim tensor"):
+        vq(torch.tensor(1.0))
+    with pytest.raises(ValueError, match="too large for float32 distances.*1e\\+38"):
+        vq(torch.full((1, 4), 1e38))
+    assert vq(torch.full((2, 4), 1e15)).indices.shape == (2,)  # large but finite squares are fine

@@ -3,7 +3,7 @@
     cfg = FlowNetConfig(net="dit", width=128, depth=4)
     net = build_velocity_net(cfg, data_shape=(1, 16, 16), num_classes=10)
     v = net(x, t, labels)                                  # (B, 1, 16, 16)
-    net = load_velocity_net("runs/flow_digits/weights/flow_ema.safetensors")
+    net = VelocityNet.from_pretrained("runs/flow_digits/weights/flow_ema.safetensors")  # or a saved folder
 
 Presets are a registry of small factory functions (``NETS``); weights files carry the config
 that rebuilds them (``kind = "FlowVelocityNet"``).
@@ -17,14 +17,12 @@ from typing import Callable
 
 import torch
 
-from genlab.flows.networks.base import VelocityNet
+from genlab.flows.networks.base import WEIGHTS_KIND, VelocityNet
 from genlab.flows.networks.dit import DiT
 from genlab.flows.networks.embeddings import LabelEmbedding, TimeEmbedding, drop_labels, timestep_embedding
 from genlab.flows.networks.mlp import VelocityMLP
 from genlab.flows.networks.unet import UNetVelocity
 from genlab.utils import check_choice
-
-WEIGHTS_KIND = "FlowVelocityNet"
 
 
 @dataclass
@@ -100,17 +98,8 @@ def velocity_net_metadata(cfg, data_shape: tuple[int, ...], num_classes: int) ->
 
 
 def load_velocity_net(path: str, map_location: str | torch.device = "cpu") -> VelocityNet:
-    """Rebuild a velocity network from a genlab weights file written by ``train_flow.py``."""
-    from genlab.train.io import load_weights, read_weights_metadata
-
-    meta = read_weights_metadata(path)
-    if meta["kind"] != WEIGHTS_KIND:
-        raise ValueError(f"weights file {str(path)!r} holds a {meta['kind']!r}, not a {WEIGHTS_KIND!r}")
-    config = dict(meta["config"])
-    shape, num_classes = config.pop("data_shape"), config.pop("num_classes")
-    net = build_velocity_net(FlowNetConfig(**config), shape, num_classes)
-    load_weights(net, path, WEIGHTS_KIND)
-    return net.to(map_location).eval()
+    """``VelocityNet.from_pretrained(path)``: a ``save_pretrained`` folder or a weights file of ``train_flow.py``."""
+    return VelocityNet.from_pretrained(path, map_location)
 
 
 __all__ = [

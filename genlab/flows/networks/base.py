@@ -10,12 +10,39 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from genlab.io import PretrainedMixin, known_fields
 
-class VelocityNet(nn.Module):
-    """Base class: ``data_shape``, ``num_classes`` (0 = unconditional) and :meth:`check_inputs`."""
+WEIGHTS_KIND = "FlowVelocityNet"
 
+
+class VelocityNet(PretrainedMixin, nn.Module):
+    """Base class: ``data_shape``, ``num_classes`` (0 = unconditional) and :meth:`check_inputs`.
+
+    ``net.save_pretrained(folder)`` / ``VelocityNet.from_pretrained(folder_or_file)`` keep any
+    velocity network (the stored config names the architecture); a subclass's ``from_pretrained``
+    also checks that the file holds that architecture. Subclasses record the
+    :class:`~genlab.flows.networks.FlowNetConfig` fields that rebuild them in ``self.net_config``.
+    """
+
+    weights_kind = WEIGHTS_KIND
     data_shape: tuple[int, ...]
     num_classes: int
+    net_config: dict
+
+    def pretrained_config(self) -> dict:
+        """FlowNetConfig fields plus ``data_shape`` and ``num_classes``: what :meth:`from_config` rebuilds from."""
+        if not hasattr(self, "net_config"):
+            raise NotImplementedError(f"{type(self).__name__} sets no net_config, so save_pretrained cannot rebuild it; "
+                                      "save its state_dict with genlab.io.save_weights instead")
+        return {**self.net_config, "data_shape": list(self.data_shape), "num_classes": self.num_classes}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "VelocityNet":
+        """A fresh network from a stored config (``data_shape``, ``num_classes`` and FlowNetConfig fields)."""
+        from genlab.flows.networks import FlowNetConfig, build_velocity_net
+
+        return build_velocity_net(FlowNetConfig(**known_fields(config, FlowNetConfig)), config["data_shape"],
+                                  config.get("num_classes", 0))
 
     @property
     def null_label(self) -> int | None:

@@ -75,6 +75,8 @@ class DiT(VelocityNet):
         if width % heads or (width // heads) % 2:
             raise ValueError(f"width={width} must split into heads={heads} of even size (RoPE rotates pairs)")
         self.data_shape, self.num_classes, self.patch_size = (channels, image_size, image_size), num_classes, patch_size
+        self.net_config = {"net": "dit", "patch_size": patch_size, "width": width, "depth": depth, "heads": heads,
+                           "mlp_ratio": mlp_ratio, "dropout": dropout}
         self.grid = image_size // patch_size
         self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
         self.time = TimeEmbedding(width)

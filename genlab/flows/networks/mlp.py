@@ -34,6 +34,7 @@ class VelocityMLP(VelocityNet):
     def __init__(self, dim: int = 2, width: int = 256, depth: int = 4, num_classes: int = 0):
         super().__init__()
         self.data_shape, self.num_classes = (dim,), num_classes
+        self.net_config = {"net": "mlp", "width": width, "depth": depth}
         self.inp = nn.Linear(dim, width)
         self.time = TimeEmbedding(width)
         self.label = LabelEmbedding(num_classes, width) if num_classes else None

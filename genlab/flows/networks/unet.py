@@ -45,6 +45,9 @@ class UNetVelocity(VelocityNet):
         widths = [width * m for m in channel_mult]
         groups = math.gcd(32, *widths)
         self.data_shape, self.num_classes = (channels, image_size, image_size), num_classes
+        self.net_config = {"net": "unet", "width": width, "channel_mult": list(channel_mult), "layers_per_block": layers_per_block,
+                           "attention_levels": list(attention_levels), "dropout": dropout}
+        self.head_dim = head_dim
         self.unet = UNet2DModel(
             sample_size=image_size, in_channels=channels, out_channels=channels,
             block_out_channels=tuple(widths), layers_per_block=layers_per_block,
@@ -53,6 +56,11 @@ class UNetVelocity(VelocityNet):
             norm_num_groups=groups, attention_head_dim=head_dim, dropout=dropout,
             num_class_embeds=num_classes + 1 if num_classes else None,
         )
+
+    def pretrained_config(self) -> dict:
+        if self.head_dim != 32:  # FlowNetConfig (what rebuilds a saved net) has no head_dim
+            raise ValueError(f"save_pretrained keeps U-Nets with head_dim=32 (what build_velocity_net makes); this one has {self.head_dim}")
+        return super().pretrained_config()
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         self.check_inputs(x, t, labels)

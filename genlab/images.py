@@ -1,4 +1,7 @@
-"""Image grids (torchvision, rounding to uint8) and matplotlib figures, written atomically."""
+"""Image grids (torchvision, rounding to uint8) and matplotlib figures, written atomically.
+
+Below the method packages (flows, gans, metrics draw their figures with it) and above :mod:`genlab.io`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from genlab.train.io import atomic_path
+from genlab.io import atomic_path
 from genlab.utils import to_uint8
 
 
@@ -66,3 +69,6 @@ def save_scatter(points: Tensor, path: str | Path, title: str = "", reference: T
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+__all__ = ["save_figure", "save_grid", "save_scatter"]
