@@ -80,11 +80,12 @@ def build_step(series: str, size: int, device: torch.device):
     with torch.no_grad():
         cache = model.new_cache()
         model(tokens[:, :-1], positions[:, :, :-1], mask[:, :-1], cache)
-    full = [(c.k, c.v) for c in cache]
+        model(tokens[:, -1:], positions[:, :, -1:], mask, cache)  # the cache now lives in its growing buffers
+    full = [(c.k[..., :-1, :], c.v[..., :-1, :]) for c in cache]  # views of the first T - 1 entries
 
     @torch.no_grad()
     def step():
-        for c, (k, v) in zip(cache, full):  # back to T - 1 cached tokens, then one more
+        for c, (k, v) in zip(cache, full):  # back to T - 1 cached tokens, then one more (written in place)
             c.k, c.v = k, v
         return model(tokens[:, -1:], positions[:, :, -1:], mask, cache)[:, -1].argmax(-1)
     return step
