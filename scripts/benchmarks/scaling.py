@@ -144,7 +144,7 @@ def run(args) -> list[dict]:
         k_m = exponent(sizes, [p[2] for p in points]) if all(p[2] for p in points) else None
         for s, seconds, peak in points:
             rows.append({"series": series, "size": str(s), "step time": f"{seconds * 1e3:.1f} ms",
-                         "peak memory": f"{peak / 2**20:.1f} MiB" if peak else "n/a"})
+                         "peak memory": f"{peak / 2**20:.1f} MiB" if peak is not None else "n/a"})
         rows.append({"series": series, "size": "fitted exponent", "step time": f"{k_t:.2f}",
                      "peak memory": f"{k_m:.2f}" if k_m is not None else "n/a"})
     if not args.quick:
