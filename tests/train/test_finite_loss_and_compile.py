@@ -19,3 +19,14 @@ def test_compile_field_is_off_by_default_and_must_be_a_bool():
     TrainConfig(compile=True).validate()
     with pytest.raises(ValueError, match="'compile'='yes' must be true or false"):
         TrainConfig(compile="yes").validate()
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_run_hands_compile_to_accelerate(tmp_path, compile_):
+    from accelerate.state import AcceleratorState
+
+    from genlab.train import Run
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # the state is a per-process singleton
+    run = Run(TrainConfig(output_dir=str(tmp_path), name="c", compile=compile_), tensorboard=False)
+    assert str(run.accelerator.state.dynamo_plugin.backend).lower().endswith("inductor" if compile_ else "no")
