@@ -50,6 +50,7 @@ class TrainConfig:
     resume: bool = False  # continue from the newest checkpoint in the run folder
     overwrite: bool = False  # replace an existing run folder instead of refusing
     dry_run: bool = False  # print the resolved config and exit
+    compile: bool = False  # torch.compile the model where Accelerate prepares it (inductor)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field with a value outside its accepted range."""
@@ -65,6 +66,8 @@ class TrainConfig:
                 raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 0")
         for key in ("lr", "weight_decay", "grad_clip"):
             check_rate(key, getattr(self, key))
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"config key 'compile'={self.compile!r} must be true or false")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"config key 'name'={self.name!r} must be a plain folder name")
 

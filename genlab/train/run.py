@@ -64,6 +64,7 @@ class Run:
             project_config=ProjectConfiguration(project_dir=str(self.dir), logging_dir=str(self.dir / "tb")),
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
             step_scheduler_with_optimizer=False,
+            dynamo_backend="inductor" if cfg.compile else "no",  # --compile: prepare() compiles the model
         )
         set_seed(cfg.seed)
         if self.device.type == "cpu":
