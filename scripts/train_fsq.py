@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None, config_cls=TokenizerTrainConfig) -> dict
     model = build_tokenizer(cfg)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps))
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
+    # Its own generator: an iterator over a DataLoader without one (a new epoch, a resume) draws its base seed
+    # from the global RNG. The order itself comes from Accelerate's seeded sampler.
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     test_loader = DataLoader(test_set, batch_size=cfg.eval_batch_size)
     model, optimizer, loader, test_loader, scheduler = acc.prepare(model, optimizer, loader, test_loader, scheduler)
     # perceptual / adversarial terms: the discriminator and its optimizer are prepared (and so checkpointed)

@@ -213,6 +213,8 @@ class StreamLM(PretrainedMixin, nn.Module):
         total = tokens.shape[1] + (cache[0].length if cache else 0)
         if total > self.config.context:
             raise ValueError(f"the stream has {total} tokens; this model's context is {self.config.context}")
+        if padding_mask is not None and bool(padding_mask.all()):
+            padding_mask = None  # nothing padded: causal attention needs no mask (SDPA's causal kernel)
         x = self.embed(tokens)  # (B, T, D)
         x = self.transformer(x, positions, key_padding_mask=padding_mask, causal=True, cache=cache)
         return self.logits(x)  # (B, T, V)

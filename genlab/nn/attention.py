@@ -35,8 +35,29 @@ class KVCache:
         return None if self.k is None else self.k.shape[0]
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], -2)
-        self.v = v if self.v is None else torch.cat([self.v, v], -2)
+        """Append ``k, v (..., T, d)``; returns all keys and values so far.
+
+        Without autograd the new entries are written in place into buffers that grow by
+        doubling, and ``k``, ``v`` are views of their filled part: a decoding step copies its
+        own token, not the whole cache (``torch.cat`` would copy all ``S`` entries every step).
+        """
+        if self.k is None:
+            self.k, self.v = k, v
+            return k, v
+        if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad or self.k.requires_grad):
+            self.k, self.v = torch.cat([self.k, k], -2), torch.cat([self.v, v], -2)
+            return self.k, self.v
+        n, t = self.k.shape[-2], k.shape[-2]
+        buffers = getattr(self, "_buffers", None)
+        if (buffers is None or buffers[0].shape[-2] < n + t or buffers[0].data_ptr() != self.k.data_ptr()
+                or buffers[1].data_ptr() != self.v.data_ptr() or buffers[0].shape[:-2] != k.shape[:-2]):
+            buffers = tuple(x.new_empty(*x.shape[:-2], max(2 * (n + t), 16), x.shape[-1]) for x in (self.k, self.v))
+            buffers[0][..., :n, :] = self.k
+            buffers[1][..., :n, :] = self.v
+            self._buffers = buffers
+        buffers[0][..., n:n + t, :] = k
+        buffers[1][..., n:n + t, :] = v
+        self.k, self.v = buffers[0][..., : n + t, :], buffers[1][..., : n + t, :]
         return self.k, self.v
 
 
@@ -180,7 +201,9 @@ class Attention(nn.Module):
         s = k.shape[-2]
         # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
         fast_causal = causal and key_padding_mask is None and offset == 0 and t == s
-        mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
+        # One new token after all the cached ones sees every key: no mask at all.
+        last_only = causal and key_padding_mask is None and t == 1 and offset == s - 1
+        mask = None if fast_causal or last_only else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
         out = masked_attention(q, k, v, mask, self.scale, log_n, causal_fast_path=fast_causal,
                                dropout=self.dropout if self.training else 0.0, log_n_floor=self.log_n_floor)
         return self.out(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)
