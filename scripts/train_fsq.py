@@ -9,11 +9,12 @@
     python scripts/train_fsq.py --dataset folder --data_root my_images --image_size 32 --name mine
     python scripts/train_fsq.py --resume                          # continue runs/fsq with its saved config
     python scripts/train_fsq.py --resume runs/quick --max_steps 200   # continue runs/quick, train longer
+    python scripts/train_fsq.py --config configs/fsq/photos64_gan.yaml   # VQGAN-style: L2 + PatchGAN (hinge), 64 x 64
 
 Writes ``runs/<name>/``: config.yaml, metrics.jsonl, TensorBoard logs (tb/), checkpoints,
 weights/tokenizer.safetensors, samples/reconstructions_*.png (originals on odd rows,
-reconstructions below them) and results.json with the held-out PSNR, SSIM, codebook usage
-and perplexity. The loop is ``genlab.train.tokenizer.train_tokenizer``.
+reconstructions below them) and results.json with the held-out PSNR, SSIM, high-frequency ratio,
+codebook usage and perplexity (on digits also rFD-digits-cnn and the classifier's accuracy). The loop is ``genlab.train.tokenizer.train_tokenizer``.
 """
 
 from __future__ import annotations

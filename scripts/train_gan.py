@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from genlab.data import TOY2D, Toy2D, build_image_dataset, sample_toy2d
@@ -32,7 +31,9 @@ from genlab.gans import CRITIC_KIND, GENERATOR_KIND, OBJECTIVES, NetworkConfig, 
 from genlab.gans.wgan import proximal_loss, proximal_target
 from genlab.metrics import digits_scores, mode_coverage, sliced_wasserstein, toy2d_scores
 from genlab.train import Run, TrainConfig, build_optimizer, build_scheduler, check_finite_loss, parse_config, save_grid, save_scatter, save_weights
+from genlab.train.config import check_rate
 from genlab.train.ema import build_ema
+from genlab.train.finite import ADVICE
 from genlab.utils import check_choice
 
 IMAGE_CHANNELS = {"digits": 1, "mnist": 1, "photos": 3, "cifar10": 3, "celeba": 3}
@@ -101,8 +102,8 @@ class GANTrainConfig(TrainConfig, NetworkConfig):
             raise ValueError(f"config key 'ema_decay'={self.ema_decay!r} must be in [0, 1)")
         if not self.proximal_eps > 0:
             raise ValueError(f"config key 'proximal_eps'={self.proximal_eps!r} must be > 0")
-        if self.lr_g is not None and not self.lr_g >= 0:
-            raise ValueError(f"config key 'lr_g'={self.lr_g!r} must be >= 0")
+        if self.lr_g is not None:
+            check_rate("lr_g", self.lr_g)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"config key 'betas'={self.betas!r} must be two numbers in [0, 1)")
         # the objective's own checks (gp_weight / logit_clip / g_mode for the wrong objective)
@@ -157,15 +158,6 @@ def evaluate(run: Run, cfg: GANTrainConfig, generator, step: int, final: bool) -
     return metrics
 
 
-def check_finite_parameters(step: int, **models) -> None:
-    """Refuse to checkpoint a model whose parameters went NaN/Inf (a step with a finite loss can still overflow)."""
-    for name, model in models.items():
-        for pname, p in model.named_parameters():
-            if not torch.isfinite(p.detach()).all():
-                raise FloatingPointError(f"parameter {name}.{pname} became NaN or Inf at step {step}; stopping before "
-                                         "the checkpoint. The last good checkpoint is untouched: lower the learning rate, then --resume.")
-
-
 def _step(run: Run, model, optimizer, loss: torch.Tensor, step: int, name: str) -> None:
     if run.accelerator.scaler is None:  # with fp16, the GradScaler skips overflowing steps and lowers its scale
         check_finite_loss(step, **{name: loss})
@@ -176,18 +168,21 @@ def _step(run: Run, model, optimizer, loss: torch.Tensor, step: int, name: str) 
     optimizer.step()
 
 
-def critic_update(run: Run, objective, generator, critic, opt_d, real: torch.Tensor, latent_dim: int, step: int):
-    """One critic step on a real batch and as many fresh fakes; returns ``(loss, stats)``."""
+def critic_update(run: Run, objective, generator, critic, opt_d, real: torch.Tensor, latent_dim: int, step: int,
+                  g: torch.Generator):
+    """One critic step on a real batch and as many fresh fakes (latents from ``g``); returns ``(loss, stats)``."""
     with torch.no_grad():
-        fake = generator(torch.randn(len(real), latent_dim, device=run.device))
+        fake = generator(torch.randn(len(real), latent_dim, device=run.device, generator=g))
     loss, stats = objective.critic_loss(critic, real, fake, scaler=run.accelerator.scaler)
     _step(run, critic, opt_d, loss, step, "critic_loss")
     return loss, stats
 
 
-def generator_update(run: Run, cfg: GANTrainConfig, objective, generator, critic, opt_g, step: int) -> torch.Tensor:
-    """The objective's generator step, or ``proximal_steps`` steps towards one proximal target (Su 9668)."""
-    z = torch.randn(cfg.batch_size, cfg.latent_dim, device=run.device)
+def generator_update(run: Run, cfg: GANTrainConfig, objective, generator, critic, opt_g, step: int,
+                     g: torch.Generator) -> torch.Tensor:
+    """The objective's generator step, or ``proximal_steps`` steps towards one proximal target (Su 9668);
+    latents from ``g``."""
+    z = torch.randn(cfg.batch_size, cfg.latent_dim, device=run.device, generator=g)
     if cfg.generator_loss == "one_step":
         loss, _ = objective.generator_loss(critic, generator(z))
         _step(run, generator, opt_g, loss, step, "generator_loss")
@@ -227,7 +222,6 @@ def main(argv: list[str] | None = None) -> dict:
         ema = build_ema(acc.unwrap_model(generator), cfg.ema_decay)
         acc.register_for_checkpointing(ema)
     sampler = ema.module if ema is not None else generator  # what is evaluated and saved
-    set_seed(cfg.seed, device_specific=True)  # each process draws its own latents
     n_params = sum(p.numel() for m in (generator, critic) for p in m.parameters())
     run.print(f"{cfg.objective} on {cfg.dataset}: {n_params / 1e6:.3f}M parameters, {acc.num_processes} process(es) on {acc.device}")
 
@@ -235,17 +229,17 @@ def main(argv: list[str] | None = None) -> dict:
     t0, metrics = time.time(), {}
     for step, (batch,) in run.steps(loader, start):
         real_all = batch[0] if isinstance(batch, (list, tuple)) else batch
+        g = run.generator(step)  # the latents of this step: a function of (seed, process, step)
         try:
             for real in real_all.chunk(cfg.n_critic):
-                loss_d, stats = critic_update(run, objective, generator, critic, opt_d, real, cfg.latent_dim, step)
-            loss_g = generator_update(run, cfg, objective, generator, critic, opt_g, step)
+                loss_d, stats = critic_update(run, objective, generator, critic, opt_d, real, cfg.latent_dim, step, g)
+            loss_g = generator_update(run, cfg, objective, generator, critic, opt_g, step, g)
             if ema is not None:
                 ema.update_parameters(acc.unwrap_model(generator))
             run.step_scheduler(sched_g, opt_g)
             run.step_scheduler(sched_d, opt_d)
         except NonFiniteCriticError as err:
-            raise FloatingPointError(f"{err} at step {step}; stopping. The last good checkpoint is untouched: lower the "
-                                     "learning rate or use --mixed_precision no, then --resume.") from None
+            raise FloatingPointError(f"{err} at step {step}; stopping. {ADVICE}") from None
         if step % cfg.log_every == 0:
             logged = {"loss": loss_d.detach(), "critic_loss": loss_d.detach(), "generator_loss": loss_g.detach(), **stats}
             run.log(step, {**{k: acc.reduce(v.detach().float(), "mean") for k, v in logged.items()},
@@ -254,9 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
             metrics = evaluate(run, cfg, sampler, step, final=step == cfg.max_steps)
             if metrics:
                 run.print(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float))))
-        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.max_steps:
-            check_finite_parameters(step, generator=generator, critic=critic, **({"ema": ema} if ema is not None else {}))
-        run.maybe_checkpoint(step)
+        run.maybe_checkpoint(step)  # checks generator, critic, EMA and optimizer state for NaN/Inf first
 
     if start >= cfg.max_steps:  # resumed at max_steps: evaluate what was loaded
         metrics = evaluate(run, cfg, sampler, cfg.max_steps, final=True)

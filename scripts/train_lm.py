@@ -4,6 +4,7 @@
     python scripts/train_lm.py --config configs/lm/digits.yaml        # the README run
     python scripts/train_lm.py --tokenizer runs/fsq_digits/weights/tokenizer.safetensors
     python scripts/train_lm.py --positions flatten1d --name lm_flat   # flattened RoPE-1D positions
+    python scripts/train_lm.py --dataset pystdlib --context 128     # bytes of the Python standard library (12 MB)
     python scripts/train_lm.py --dataset text --name lm_text          # text only (scikit-learn's dataset descriptions)
     accelerate launch --multi_gpu --num_processes 2 scripts/train_lm.py
     python scripts/train_lm.py --resume                               # continue runs/lm with its saved config
@@ -29,12 +30,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from genlab.data import DIGIT_NAMES, load_digits_tensors
+from genlab.data.text import ByteWindows, python_stdlib_corpus
 from genlab.lm.captions import TEMPLATES, prompt_for
 from genlab.lm.data import TextWindows, captioned_image_batch, default_text, text_batch
 from genlab.lm.generate import Sampling, complete_text, text_to_image
 from genlab.lm.model import WEIGHTS_KIND, LMConfig, StreamLM, lm_config_dict, next_token_loss, token_losses
 from genlab.lm.stream import LOSS_ON, StreamBatch, StreamBuilder
 from genlab.metrics import digits_scores
+from genlab.optim import lazy_rows
 from genlab.tokenizers import ImageTokenizer
 from genlab.train import Run, TrainConfig, build_optimizer, build_scheduler, check_finite_loss, parse_config, save_grid, save_weights
 from genlab.io import write_text_atomic
@@ -46,7 +49,9 @@ class LMTrainConfig(TrainConfig, LMConfig):
     """Training a :class:`StreamLM`; the architecture fields come from LMConfig."""
 
     name: str = "lm"
-    dataset: str = "digits"  # digits (captioned images) | text (text only)
+    dataset: str = "digits"  # digits (captioned images) | text (text_file) | pystdlib (the Python standard library's source, genlab.data.text)
+    lazy_embeddings: bool = False  # embedding rows absent from a batch keep value and momentum (Lion/Tiger drift, Su 9736)
+    eval_windows: int = 512  # dataset=pystdlib: held-out windows scored per evaluation (spread evenly)
     tokenizer: str = ""  # ImageTokenizer weights; empty = train one (train_fsq.py's loop)
     tokenizer_levels: list[int] = field(default_factory=lambda: [8, 6, 5])  # when training one: FSQ levels (240 codes),
     tokenizer_channels: int = 16  # width,
@@ -73,11 +78,11 @@ class LMTrainConfig(TrainConfig, LMConfig):
 
     def validate(self) -> None:
         TrainConfig.validate(self)
-        check_choice("dataset", self.dataset, ["digits", "text"])
+        check_choice("dataset", self.dataset, ["digits", "text", "pystdlib"])
         check_choice("loss_on", self.loss_on, LOSS_ON)
         if not 0 <= self.caption_dropout < 1:
             raise ValueError(f"config key 'caption_dropout'={self.caption_dropout} must be in [0, 1)")
-        if self.dataset == "text" and self.loss_on == "image":
+        if self.dataset != "digits" and self.loss_on == "image":
             raise ValueError("config key 'loss_on'='image' has no targets with dataset='text'")
         if self.eval_samples < 1:
             raise ValueError(f"config key 'eval_samples'={self.eval_samples} must be >= 1")
@@ -222,6 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     if tok is not None:
         train_set, test_set = (tokenize_digits(tok, s, cfg.image_size) for s in ("train", "test"))
+    elif cfg.dataset == "pystdlib":
+        corpus = python_stdlib_corpus()
+        train_set, test_set = ByteWindows(corpus.train, cfg.context), ByteWindows(corpus.heldout, cfg.context, cfg.eval_windows)
     else:
         text = open(cfg.text_file, encoding="utf-8").read() if cfg.text_file else default_text()
         train_set, test_set = (TextWindows(text, cfg.context, s) for s in ("train", "test"))
@@ -229,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
     builder = StreamBuilder(model.vocab, cfg.positions) if tok is not None else None
     betas = (0.9, 0.95) if cfg.optimizer == "adamw" else None  # GPT-style AdamW; Lion/Tiger keep their defaults
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay, betas=betas)
+    if cfg.lazy_embeddings:
+        lazy_rows(optimizer)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
     # Its own generator: making an iterator (again on resume) must not draw from the global RNG that dropout uses.
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
@@ -261,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
         if tok is not None:
             shutil.copyfile(tok_path, run.path("weights", "tokenizer.safetensors"))
         results = {**metrics, "steps": cfg.max_steps, "seconds_per_step": (time.time() - t0) / max(cfg.max_steps - start, 1),
-                   "processes": acc.num_processes, "parameters": sum(p.numel() for p in lm.parameters())}
+                   "processes": acc.num_processes, **({"corpus": corpus.info()} if cfg.dataset == "pystdlib" else {}), "parameters": sum(p.numel() for p in lm.parameters())}
         run.write_results(results)
     run.finish()
     return metrics

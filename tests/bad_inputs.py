@@ -57,7 +57,7 @@ def _fsq(*args, **kwargs):
 
 
 def _config(argv):
-    from scripts.train_fsq import TokenizerTrainConfig
+    from genlab.train.tokenizer import TokenizerTrainConfig
 
     from genlab.train import parse_config
 

@@ -1,8 +1,9 @@
 """Natural-image patches cut from the color photographs bundled with scikit-image.
 
 Ships inside scikit-image, so it works offline. Each photo is scaled so its longer side is at
-most 512 pixels. The right-most fifth of every photo is held out: training crops come only
-from the left four fifths, and the test split is a fixed set of crops from the held-out strip.
+most 512 pixels. The right-most fifth of every photo is held out (or the right-most ``S`` columns for
+crops of side ``S`` wider than that fifth, e.g. 128): training crops come only from the columns left of
+the strip, and the test split is a fixed set of crops from inside the held-out strip.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ def load_photos() -> tuple[Tensor, ...]:
     return tuple(photos)
 
 
-def _split_width(width: int) -> int:
-    """First column of the held-out strip."""
-    return int(round(width * (1 - TEST_FRACTION)))
+MAX_CROP = 128
+
+
+def _split_width(width: int, image_size: int = 0) -> int:
+    """First column of the held-out strip: a fifth of the width, or ``image_size`` columns if wider."""
+    return min(int(round(width * (1 - TEST_FRACTION))), width - image_size)
 
 
 class PhotoPatches(Dataset):
@@ -60,7 +64,8 @@ class PhotoPatches(Dataset):
 
     Train item ``i`` is a deterministic function of ``(seed, i)`` (photo chosen in proportion to
     its training area, crop position, horizontal flip), so a resumed run sees the same data.
-    The test split is ``test_per_photo`` crops per photo on a fixed grid over the held-out strip.
+    The test split is up to ``test_per_photo`` crops per photo on a fixed grid over the held-out strip
+    (rows at least ``S/8`` pixels apart, so large crops do not repeat each other).
 
     Args:
         split: ``"train"`` or ``"test"``.
@@ -76,13 +81,13 @@ class PhotoPatches(Dataset):
     def __init__(self, split: str = "train", image_size: int = 32, length: int = 100_000,
                  test_per_photo: int = 128, seed: int = 0):
         check_choice("split", split, ["train", "test"])
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or not 4 <= image_size <= 96:
-            raise ValueError(f"image_size={image_size!r} must be an integer in [4, 96]")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or not 4 <= image_size <= MAX_CROP:
+            raise ValueError(f"image_size={image_size!r} must be an integer in [4, {MAX_CROP}]")
         self.split, self.image_size, self.seed = split, image_size, seed
         self.photos = load_photos()
         if split == "train":
             self.length = length
-            areas = np.array([(_split_width(p.shape[2]) - image_size) * (p.shape[1] - image_size) for p in self.photos], float)
+            areas = np.array([(_split_width(p.shape[2], image_size) - image_size) * (p.shape[1] - image_size) for p in self.photos], float)
             self.weights = areas / areas.sum()
         else:
             self.test_patches = self._test_grid(test_per_photo)
@@ -93,9 +98,9 @@ class PhotoPatches(Dataset):
         patches = []
         for p in self.photos:
             h, w = p.shape[1:]
-            x0 = _split_width(w)
+            x0 = _split_width(w, s)
             cols = max(1, (w - x0) // s)
-            rows = max(1, per_photo // cols)
+            rows = max(1, min(per_photo // cols, (h - s) // max(1, s // 8) + 1))  # rows at least S/8 pixels apart
             ys = np.linspace(0, h - s, rows).round().astype(int)
             xs = np.linspace(x0, w - s, cols).round().astype(int)
             crops = [p[:, y:y + s, x:x + s] for y in ys for x in xs][:per_photo]
@@ -122,5 +127,5 @@ class PhotoPatches(Dataset):
         h, w = self.photos[photo].shape[1:]
         s = self.image_size
         y = int(rng.integers(0, h - s + 1))
-        x = int(rng.integers(0, _split_width(w) - s + 1))
+        x = int(rng.integers(0, _split_width(w, s) - s + 1))
         return photo, y, x, bool(rng.random() < 0.5)

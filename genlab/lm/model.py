@@ -13,6 +13,7 @@ RoPE-1D) -> linear head over the shared vocabulary. Positions come from the stre
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -23,8 +24,8 @@ from genlab.io import PretrainedMixin, known_fields
 from genlab.lm.stream import StreamBatch, Vocabulary, loss_mask
 from genlab.nn.attention import KVCache
 from genlab.nn.positions import MODES
-from genlab.nn.rope import RotaryEmbedding
-from genlab.nn.transformer import Transformer
+from genlab.nn.rope import SCALINGS, RotaryEmbedding
+from genlab.nn.transformer import DEEPNET_FAMILIES, Transformer
 from genlab.utils import check_choice, check_positive_int
 
 WEIGHTS_KIND = "StreamLM"
@@ -47,6 +48,46 @@ class LMConfig:
     qk_dim: int = 64  # GAU's shared query/key width s
     dropout: float = 0.0  # dropout probability in the blocks
     rope_base: float = 10000.0  # RoPE frequency base
+    # Length and attention scale (blocks.md sections 4-5); evaluate longer streams by raising ``context``.
+    train_len: int = 0  # length trained at (log-n scales, RoPE scalings); 0 = context
+    attn_scale: str = "default"  # default (1/sqrt(d)) | log_n (entropy-invariant) | fixed (alpha/sqrt(d)) | qk_norm (alpha cos)
+    attn_alpha: float = 0.0  # alpha of fixed / qk_norm; 0 = section 5.2's optimum for n = train_len / 2
+    log_n_post_hoc: bool = False  # logits times max(1, ln n / ln train_len) (attention, or GAU softmax)
+    rope_scaling: str = "none"  # none | pi | ntk | ntk_dynamic | ntk_mixed | yarn | yarn_dynamic | rerope | leaky_rerope
+    rope_factor: float = 0.0  # L_test / L_train of the fixed scalings; 0 = context / train_len
+    ntk_mixed_b: float = 0.625  # NTK-mixed exponent b
+    yarn_tau: float = 32.0  # YaRN ramp top (rotations over train_len)
+    rerope_window: int = 0  # ReRoPE window w; 0 = train_len / 4
+    rerope_leak: float = 16.0  # Leaky ReRoPE k
+    gau_attention: str = "softmax_plus"  # GAU normalisation: softmax_plus | softmax | relu2
+    deepnet: str = "none"  # none | sgd | adam | lamb: DeepNet residual weight and init gain for that optimizer family
+    embeddings: str = "untied"  # untied | tied | tied_swap (tied, head reads the halves of h swapped; Su 9698)
+
+    @property
+    def trained_len(self) -> int:
+        return self.train_len or self.context
+
+    def attention_alpha(self) -> float:
+        """``attn_alpha``, or blocks.md 5.2's optimum at ``n = train_len / 2``: ``0.84 sqrt(ln n)`` (fixed), ``3.5 ln n`` (qk_norm)."""
+        if self.attn_alpha:
+            return self.attn_alpha
+        n = max(self.trained_len / 2, 2)
+        return 0.84 * math.sqrt(math.log(n)) if self.attn_scale == "fixed" else 3.5 * math.log(n)
+
+    def rope_kwargs(self) -> dict:
+        """Keyword arguments of the stack's :class:`RotaryEmbedding` (scaling and its constants)."""
+        factor = self.rope_factor or max(self.context / self.trained_len, 1.0)
+        return {"scaling": self.rope_scaling, "factor": factor, "train_len": self.trained_len, "mixed_b": self.ntk_mixed_b,
+                "yarn_tau": self.yarn_tau, "rerope_window": self.rerope_window or max(self.trained_len // 4, 1),
+                "rerope_leak": self.rerope_leak}
+
+    def mixer_kwargs(self) -> dict:
+        """Keyword arguments of every block's mixer."""
+        if self.mixer == "gau":
+            return {"qk_dim": self.qk_dim, "attention": self.gau_attention, "train_len": self.trained_len,
+                    "log_n_post_hoc": self.log_n_post_hoc}
+        return {"scale": self.attn_scale, "train_len": self.trained_len, "log_n_post_hoc": self.log_n_post_hoc,
+                **({"scale_alpha": self.attention_alpha()} if self.attn_scale in ("fixed", "qk_norm") else {})}
 
     def validate_model(self) -> None:
         check_choice("positions", self.positions, MODES)
@@ -63,6 +104,26 @@ class LMConfig:
             raise ValueError(f"qk_dim={self.qk_dim} must be even (rotary pairs)")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+        check_choice("attn_scale", self.attn_scale, ["default", "log_n", "fixed", "qk_norm"])
+        check_choice("rope_scaling", self.rope_scaling, SCALINGS)
+        check_choice("gau_attention", self.gau_attention, ["softmax_plus", "softmax", "relu2"])
+        check_choice("deepnet", self.deepnet, ["none", *DEEPNET_FAMILIES])
+        check_choice("embeddings", self.embeddings, ["untied", "tied", "tied_swap"])
+        for key in ("train_len", "rerope_window"):
+            check_positive_int(key, getattr(self, key), minimum=0)
+        for key, low in (("attn_alpha", 0), ("rope_factor", 0), ("rerope_leak", 1), ("yarn_tau", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or (key == "yarn_tau" and value == 1):
+                raise ValueError(f"{key}={value!r} must be a number {'>' if key == 'yarn_tau' else '>='} {low}")
+        if self.rope_factor and self.rope_factor < 1:
+            raise ValueError(f"rope_factor={self.rope_factor} must be 0 (context / train_len) or >= 1")
+        if not 0 <= self.ntk_mixed_b <= 1:
+            raise ValueError(f"ntk_mixed_b={self.ntk_mixed_b} must be in [0, 1]")
+        if self.log_n_post_hoc and (self.attn_scale == "log_n" if self.mixer == "attention" else self.gau_attention != "softmax"):
+            raise ValueError("log_n_post_hoc applies to attn_scale default/fixed/qk_norm or gau_attention='softmax' "
+                             f"(got mixer={self.mixer!r}, attn_scale={self.attn_scale!r}, gau_attention={self.gau_attention!r})")
+        if self.embeddings == "tied_swap" and self.dim % 2:
+            raise ValueError(f"embeddings='tied_swap' needs an even dim; got dim={self.dim}")
 
 
 def token_losses(logits: Tensor, batch: StreamBatch, on: str = "all") -> tuple[Tensor, Tensor]:
@@ -107,18 +168,28 @@ class StreamLM(PretrainedMixin, nn.Module):
         self.vocab = Vocabulary(cfg.image_codebook_size)
         # Attention rotates each head; GAU rotates its one shared query/key width s.
         rope_dim = cfg.dim // cfg.heads if cfg.mixer == "attention" else cfg.qk_dim
-        mixer_kwargs = {"qk_dim": cfg.qk_dim} if cfg.mixer == "gau" else {}
         self.embed = nn.Embedding(self.vocab.size, cfg.dim)
         self.transformer = Transformer(cfg.dim, cfg.depth, cfg.heads, cfg.mixer, cfg.norm,
-                                       rope=RotaryEmbedding(rope_dim, cfg.rope_base, n_axes=2),
-                                       mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout, **mixer_kwargs)
-        self.head = nn.Linear(cfg.dim, self.vocab.size, bias=False)
+                                       rope=RotaryEmbedding(rope_dim, cfg.rope_base, n_axes=2, **cfg.rope_kwargs()),
+                                       deepnet=False if cfg.deepnet == "none" else cfg.deepnet,
+                                       mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout, **cfg.mixer_kwargs())
+        # Tied: the head is the embedding table (dense gradients for every row: no Lion/Tiger drift, Su 9736).
+        self.head = nn.Linear(cfg.dim, self.vocab.size, bias=False) if cfg.embeddings == "untied" else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """GPT-2 style: N(0, 0.02) embeddings and head (the stack initialises itself)."""
         nn.init.normal_(self.embed.weight, std=0.02)
-        nn.init.normal_(self.head.weight, std=0.02)
+        if self.head is not None:
+            nn.init.normal_(self.head.weight, std=0.02)
+
+    def logits(self, h: Tensor) -> Tensor:
+        """Head ``(..., D) -> (..., V)``: the untied projection, or the embedding table (halves swapped for tied_swap)."""
+        if self.head is not None:
+            return self.head(h)
+        if self.config.embeddings == "tied_swap":
+            h = torch.cat(h.chunk(2, -1)[::-1], -1)
+        return F.linear(h, self.embed.weight)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -142,9 +213,11 @@ class StreamLM(PretrainedMixin, nn.Module):
         total = tokens.shape[1] + (cache[0].length if cache else 0)
         if total > self.config.context:
             raise ValueError(f"the stream has {total} tokens; this model's context is {self.config.context}")
+        if padding_mask is not None and bool(padding_mask.all()):
+            padding_mask = None  # nothing padded: causal attention needs no mask (SDPA's causal kernel)
         x = self.embed(tokens)  # (B, T, D)
         x = self.transformer(x, positions, key_padding_mask=padding_mask, causal=True, cache=cache)
-        return self.head(x)  # (B, T, V)
+        return self.logits(x)  # (B, T, V)
 
     def loss(self, batch: StreamBatch, on: str = "all") -> Tensor:
         """Mean next-token cross-entropy (float32) over the targets :func:`loss_mask` selects."""

@@ -75,9 +75,11 @@ class Vocabulary:
         """Raise ``ValueError`` unless every id lies in ``[0, size)``."""
         if tokens.is_floating_point():
             raise TypeError(f"{name} must be an integer tensor; got {tokens.dtype}")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.size):
-            raise ValueError(f"{name} must be ids in [0, {self.size}) (text then image ids); got values in "
-                             f"[{tokens.min().item()}, {tokens.max().item()}]")
+        if tokens.numel():
+            low, high = torch.stack(torch.aminmax(tokens)).tolist()  # one host synchronisation
+            if low < 0 or high >= self.size:
+                raise ValueError(f"{name} must be ids in [0, {self.size}) (text then image ids); got values in "
+                                 f"[{low}, {high}]")
 
 
 @dataclass(frozen=True)

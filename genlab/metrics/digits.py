@@ -73,3 +73,38 @@ def digits_scores(samples: Tensor, labels: Tensor | None = None, seed: int = 0, 
                 "precision_recall_k": k, "resize": "bilinear (antialiased) to 16x16", "versions": library_versions()}
     value = frechet_distance_features(ref, fake_feats)
     return Score(f"FD-{NETWORK_NAME}", value, protocol, extra)
+
+
+def digits_reconstruction_scores(reconstructions: Tensor, originals: Tensor, labels: Tensor | None = None,
+                                 seed: int = 0) -> dict[str, float]:
+    """rFD-digits-cnn: the Frechet distance between a tokenizer's reconstructions and the originals they
+    reconstruct, in the digits classifier's feature space (the offline analogue of rFID), with its floor.
+
+    Args:
+        reconstructions, originals: ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 10``, row ``i`` reconstructing row ``i``.
+        labels: the originals' classes ``(N,)``: adds the classifier's accuracy on both sets.
+        seed: seed of the noise floor's real subsets.
+
+    Returns:
+        ``{"rfd_digits_cnn", "rfd_floor", "accuracy", "accuracy_originals"}`` (accuracies with labels only).
+        ``rfd_floor`` is the same distance between two disjoint random sets of ``N`` train digits (the mean of
+        5 pairs; ``N`` capped at half the train split): what sampling alone gives at this size.
+    """
+    if reconstructions.shape != originals.shape or originals.ndim != 4 or originals.shape[1] != 1:
+        raise ValueError(f"reconstructions and originals must be (N, 1, H, W) of one shape; got "
+                         f"{tuple(reconstructions.shape)} and {tuple(originals.shape)}")
+    if len(originals) < 10:
+        raise ValueError(f"digits_reconstruction_scores needs at least 10 images; got {len(originals)}")
+    if labels is not None and labels.shape != (len(originals),):
+        raise ValueError(f"labels must be ({len(originals)},); got shape {tuple(labels.shape)}")
+    rec_feats, rec_preds = digits_features(reconstructions.float().clamp(-1, 1))
+    orig_feats, orig_preds = digits_features(originals.float())
+    train, _ = load_digits_tensors("train", 16)
+    train_feats, _ = digits_features(train)
+    scores = {"rfd_digits_cnn": frechet_distance_features(orig_feats, rec_feats),
+              "rfd_floor": noise_floor(train_feats, min(len(originals), len(train) // 2), seed=seed)}
+    if labels is not None:
+        labels = labels.cpu()
+        scores["accuracy"] = (rec_preds == labels).float().mean().item()
+        scores["accuracy_originals"] = (orig_preds == labels).float().mean().item()
+    return scores

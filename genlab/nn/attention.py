@@ -35,8 +35,29 @@ class KVCache:
         return None if self.k is None else self.k.shape[0]
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], -2)
-        self.v = v if self.v is None else torch.cat([self.v, v], -2)
+        """Append ``k, v (..., T, d)``; returns all keys and values so far.
+
+        Without autograd the new entries are written in place into buffers that grow by
+        doubling, and ``k``, ``v`` are views of their filled part: a decoding step copies its
+        own token, not the whole cache (``torch.cat`` would copy all ``S`` entries every step).
+        """
+        if self.k is None:
+            self.k, self.v = k, v
+            return k, v
+        if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad or self.k.requires_grad):
+            self.k, self.v = torch.cat([self.k, k], -2), torch.cat([self.v, v], -2)
+            return self.k, self.v
+        n, t = self.k.shape[-2], k.shape[-2]
+        buffers = getattr(self, "_buffers", None)
+        if (buffers is None or buffers[0].shape[-2] < n + t or buffers[0].data_ptr() != self.k.data_ptr()
+                or buffers[1].data_ptr() != self.v.data_ptr() or buffers[0].shape[:-2] != k.shape[:-2]):
+            buffers = tuple(x.new_empty(*x.shape[:-2], max(2 * (n + t), 16), x.shape[-1]) for x in (self.k, self.v))
+            buffers[0][..., :n, :] = self.k
+            buffers[1][..., :n, :] = self.v
+            self._buffers = buffers
+        buffers[0][..., n:n + t, :] = k
+        buffers[1][..., n:n + t, :] = v
+        self.k, self.v = buffers[0][..., : n + t, :], buffers[1][..., : n + t, :]
         return self.k, self.v
 
 
@@ -121,7 +142,11 @@ class Attention(nn.Module):
         dim: model width ``D``.
         heads: number of heads; ``head_dim = dim // heads`` unless given.
         rope: a :class:`RotaryEmbedding` applied to queries and keys (None: no positions).
-        scale: ``"default"`` (``1/sqrt(d)``) or ``"log_n"`` (entropy-invariant, Su 8823).
+        scale: ``"default"`` (``1/sqrt(d)``), ``"log_n"`` (entropy-invariant, Su 8823), ``"fixed"``
+            (``scale_alpha / sqrt(d)``) or ``"qk_norm"`` (unit queries and keys, logits times
+            ``scale_alpha``; Su 9812, blocks.md section 5.2).
+        scale_alpha: ``alpha`` of ``"fixed"`` and ``"qk_norm"``.
+        log_n_post_hoc: times ``max(1, log n / log train_len)`` (length extrapolation without training).
         train_len: the length at which ``log_n`` equals the default scale.
         log_n_floor: ``n`` is floored here (16; ``train_len`` for post-hoc length extrapolation).
         bias: biases on the projections.
@@ -136,9 +161,11 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, heads: int = 8, head_dim: int | None = None, rope: RotaryEmbedding | None = None,
                  scale: str = "default", train_len: int = 512, bias: bool = False, dropout: float = 0.0,
-                 log_n_floor: int = 16):
+                 log_n_floor: int = 16, scale_alpha: float = 1.0, log_n_post_hoc: bool = False):
         super().__init__()
-        check_choice("scale", scale, ["default", "log_n"])
+        check_choice("scale", scale, ["default", "log_n", "fixed", "qk_norm"])
+        if not scale_alpha > 0:
+            raise ValueError(f"scale_alpha={scale_alpha!r} must be > 0")
         check_positive_int("heads", heads)
         self.heads = heads
         self.head_dim = head_dim or dim // heads
@@ -148,7 +175,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * inner, bias=bias)
         self.out = nn.Linear(inner, dim, bias=bias)
         self.rope, self.scale_mode, self.train_len, self.dropout = rope, scale, train_len, dropout
-        self.log_n_floor = log_n_floor
+        self.log_n_floor, self.log_n_post_hoc = (train_len if log_n_post_hoc else log_n_floor), log_n_post_hoc
+        self.scale = {"fixed": scale_alpha * self.head_dim ** -0.5, "qk_norm": scale_alpha}.get(scale, self.head_dim ** -0.5)
         self.dim = dim
 
     def forward(self, x: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None,
@@ -156,16 +184,26 @@ class Attention(nn.Module):
         check_tokens(x, self.dim, self.qkv.weight, positions, cache, self.rope)
         b, t, _ = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, d) each
+        if self.scale_mode == "qk_norm":
+            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         offset = cache.length if cache is not None else 0
+        log_n = self.train_len if self.scale_mode == "log_n" or self.log_n_post_hoc else None
+        if self.rope is not None and self.rope.rerope_window:
+            from genlab.nn.rerope import rerope_attention
+
+            out = rerope_attention(self.rope, q, k, v, positions, key_padding_mask, causal, cache, self.scale, "softmax", log_n,
+                                   self.log_n_floor, self.dropout if self.training else 0.0)
+            return self.out(out.transpose(1, 2).reshape(b, t, -1))
         if self.rope is not None:
             q, k = self.rope(q, positions, offset), self.rope(k, positions, offset)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H, S, d)
         s = k.shape[-2]
-        log_n = self.train_len if self.scale_mode == "log_n" else None
         # Plain causal self-attention without cache or padding takes SDPA's is_causal fast path.
         fast_causal = causal and key_padding_mask is None and offset == 0 and t == s
-        mask = None if fast_causal else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
-        out = masked_attention(q, k, v, mask, self.head_dim ** -0.5, log_n, causal_fast_path=fast_causal,
+        # One new token after all the cached ones sees every key: no mask at all.
+        last_only = causal and key_padding_mask is None and t == 1 and offset == s - 1
+        mask = None if fast_causal or last_only else attention_mask(b, t, s, offset, causal, key_padding_mask, x.device)
+        out = masked_attention(q, k, v, mask, self.scale, log_n, causal_fast_path=fast_causal,
                                dropout=self.dropout if self.training else 0.0, log_n_floor=self.log_n_floor)
         return self.out(out.transpose(1, 2).reshape(b, t, -1))  # (B, T, D)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genlab.nn.attention import KVCache, attention_mask, check_tokens, masked_attention
+from genlab.nn.rerope import rerope_attention
 from genlab.nn.rope import RotaryEmbedding
 from genlab.utils import check_choice
 
@@ -50,14 +51,20 @@ class GAU(nn.Module):
         train_len: the length at which ``softmax_plus`` equals ``softmax``.
         bias: biases on the projections (GAU-alpha: none).
         dropout: attention-probability dropout while training (GAU-alpha: 0.1).
+        log_n_post_hoc: ``"softmax"`` logits times ``max(1, log n / log train_len)`` (length
+            extrapolation without training; ``softmax_plus`` already scales, ``relu2`` cannot).
 
     Call interface and KV cache as :class:`~genlab.nn.attention.Attention` (one head).
     """
 
     def __init__(self, dim: int, expansion: float = 2.0, qk_dim: int = 128, attention: str = "softmax_plus",
-                 rope: RotaryEmbedding | None = None, train_len: int = 512, bias: bool = False, dropout: float = 0.0):
+                 rope: RotaryEmbedding | None = None, train_len: int = 512, bias: bool = False, dropout: float = 0.0,
+                 log_n_post_hoc: bool = False):
         super().__init__()
         check_choice("attention", attention, ["softmax_plus", "softmax", "relu2"])
+        if log_n_post_hoc and attention != "softmax":
+            raise ValueError(f"log_n_post_hoc needs attention='softmax'; got attention={attention!r}")
+        self.log_n_post_hoc = log_n_post_hoc
         self.e, self.s = int(expansion * dim), qk_dim
         self.proj_in = nn.Linear(dim, 2 * self.e + self.s, bias=bias)
         self.q_scale, self.k_scale = ScaleOffset(qk_dim), ScaleOffset(qk_dim)
@@ -71,6 +78,13 @@ class GAU(nn.Module):
         u, v, z = F.silu(self.proj_in(x)).split([self.e, self.e, self.s], -1)  # (B, T, e), (B, T, e), (B, T, s)
         q, k = self.q_scale(z), self.k_scale(z)
         offset = cache.length if cache is not None else 0
+        log_n = self.train_len if self.attention == "softmax_plus" or self.log_n_post_hoc else None
+        floor = self.train_len if self.log_n_post_hoc else 16
+        if self.rope is not None and self.rope.rerope_window:
+            o = rerope_attention(self.rope, q[:, None], k[:, None], v[:, None], positions, key_padding_mask, causal, cache,
+                                 self.s ** -0.5, "relu2" if self.attention == "relu2" else "softmax", log_n, floor,
+                                 self.dropout if self.training else 0.0)
+            return self.proj_out(u * o[:, 0])
         if self.rope is not None:
             q, k = self.rope(q, positions, offset), self.rope(k, positions, offset)
         q, k, v = q[:, None], k[:, None], v[:, None]  # one head: (B, 1, T, .)
@@ -88,6 +102,6 @@ class GAU(nn.Module):
                 a = a.masked_fill(~mask, 0.0)
             o = F.dropout(a, self.dropout, self.training).to(v.dtype) @ v
         else:
-            o = masked_attention(q, k, v, mask, self.s ** -0.5, self.train_len if self.attention == "softmax_plus" else None,
-                                 causal_fast_path=fast_causal, dropout=self.dropout if self.training else 0.0)
+            o = masked_attention(q, k, v, mask, self.s ** -0.5, log_n, causal_fast_path=fast_causal,
+                                 dropout=self.dropout if self.training else 0.0, log_n_floor=floor)
         return self.proj_out(u * o[:, 0])  # (B, T, D)

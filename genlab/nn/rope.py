@@ -16,8 +16,16 @@ A vector at position ``m`` is rotated pair by pair: pair ``i`` by the angle ``m 
   rotary-embedding-torch's ``get_axial_freqs``), where ``(n, n)`` is *not* RoPE-1D at ``n``.
 * Angles, cos and sin are computed in float32 with autocast disabled (bf16 is exact for integers
   only up to 256), then cast to the input's dtype.
-* Length extrapolation: NTK-aware base scaling ``base * kappa^(d / (d - 2))`` with
-  ``kappa = L_test / L_train`` (Su 9675), and :func:`log_n_scale` for the attention logits.
+* Length extrapolation (``scaling``, blocks.md section 4), with ``s = factor = L_test / L_train``:
+  ``"pi"`` position interpolation (every ``theta_i / s``); ``"ntk"`` NTK-aware base scaling
+  ``base * s^(d / (d - 2))`` (Su 9675); ``"ntk_mixed"`` ``theta_m exp(-a m^b)``, ``m = 1..d/2``,
+  ``a = ln(s) / (d/2)^b`` (Su 9706); ``"yarn"`` the ramp ``gamma_i`` over ``r_i = theta_i L_train / (2 pi)``
+  between 1 and ``tau``, ``theta_i' = (gamma_i + (1 - gamma_i) / s) theta_i``, with queries and keys
+  both times ``1 + 0.1 ln s`` (logits times its square); ``"ntk_dynamic"`` / ``"yarn_dynamic"`` the
+  same with ``s = max(1, length / L_train)`` for the tokens so far (``offset + T``; cached keys keep
+  the rotation they were stored with); ``"rerope"`` / ``"leaky_rerope"`` clip the relative position
+  at a window (:mod:`genlab.nn.rerope`, applied by the attention layers). :func:`log_n_scale` scales
+  the attention logits.
 """
 
 from __future__ import annotations
@@ -38,6 +46,37 @@ def rope_frequencies(dim: int, base: float = 10000.0, ntk_factor: float = 1.0) -
         raise ValueError(f"ntk_factor={ntk_factor} must be >= 1 (the ratio of test to train length)")
     base = base * ntk_factor ** (dim / (dim - 2)) if ntk_factor != 1 else base
     return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)).float()
+
+
+SCALINGS = ["none", "pi", "ntk", "ntk_dynamic", "ntk_mixed", "yarn", "yarn_dynamic", "rerope", "leaky_rerope"]
+
+
+def scale_frequencies(theta: Tensor, scaling: str, factor: float, train_len: int = 512, mixed_b: float = 0.625,
+                      yarn_tau: float = 32.0) -> Tensor:
+    """``theta (P,)`` rescaled for ``factor = L_test / L_train`` by ``"pi"``, ``"ntk_mixed"`` or ``"yarn"``.
+
+    ``"ntk"`` changes the base instead (:func:`rope_frequencies`); other scalings leave ``theta``.
+    """
+    if factor < 1:
+        raise ValueError(f"factor={factor} must be >= 1 (the ratio of test to train length)")
+    if factor == 1 or scaling not in ("pi", "ntk_mixed", "yarn", "yarn_dynamic"):
+        return theta
+    t = theta.double()
+    if scaling == "pi":
+        out = t / factor
+    elif scaling == "ntk_mixed":
+        m = torch.arange(1, len(t) + 1, dtype=torch.float64)
+        out = t * torch.exp(-math.log(factor) / len(t) ** mixed_b * m ** mixed_b)
+    else:
+        r = t * train_len / (2 * math.pi)  # rotations over the training length
+        gamma = ((r - 1) / (yarn_tau - 1)).clamp(0, 1)
+        out = (gamma + (1 - gamma) / factor) * t
+    return out.float()
+
+
+def yarn_mscale(factor: float) -> float:
+    """YaRN's factor on queries and keys, ``1 + 0.1 ln s`` (1 for ``s <= 1``): logits times its square."""
+    return 1.0 + 0.1 * math.log(factor) if factor > 1 else 1.0
 
 
 def half_split_permutation(dim: int) -> Tensor:
@@ -106,7 +145,15 @@ class RotaryEmbedding(nn.Module):
         n_axes: position axes (1 for text, 2 for images and RoPE-Tie streams).
         allocation: ``"alternating"`` (default), ``"blocked"`` or ``"axial"``; see the module docstring.
         pairing: ``"interleaved"`` (default) or ``"half"`` (for checkpoints that need it).
-        ntk_factor: NTK-aware base scaling for ``L_test / L_train`` > 1.
+        ntk_factor: NTK-aware base scaling for ``L_test / L_train`` > 1 (the same as
+            ``scaling="ntk", factor=ntk_factor``).
+        scaling: a length-extrapolation method of :data:`SCALINGS` (module docstring).
+        factor: ``L_test / L_train`` for the fixed scalings.
+        train_len: ``L_train`` (YaRN's ramp, the dynamic scalings).
+        mixed_b: NTK-mixed exponent ``b`` (1: NTK-fixed, 0: position interpolation; Su's best 0.625).
+        yarn_tau: YaRN's ramp top ``tau`` (rotations over ``L_train``).
+        rerope_window: ReRoPE's window ``w`` (``"rerope"``, ``"leaky_rerope"``).
+        rerope_leak: Leaky ReRoPE's ``k``: relative positions past ``w`` advance by ``1/k``.
 
     Call ``rope(x, positions)`` with ``x (..., T, d)``. Positions (integers or floats) are
     ``(T,)`` or ``(B, T)`` for one axis and ``(n_axes, T)`` or ``(n_axes, B, T)`` for several;
@@ -116,18 +163,52 @@ class RotaryEmbedding(nn.Module):
     """
 
     def __init__(self, dim: int, base: float = 10000.0, n_axes: int = 1, allocation: str = "alternating",
-                 pairing: str = "interleaved", ntk_factor: float = 1.0):
+                 pairing: str = "interleaved", ntk_factor: float = 1.0, scaling: str = "none", factor: float = 1.0,
+                 train_len: int = 512, mixed_b: float = 0.625, yarn_tau: float = 32.0, rerope_window: int = 0,
+                 rerope_leak: float = 16.0):
         super().__init__()
         check_choice("pairing", pairing, ["interleaved", "half"])
+        check_choice("scaling", scaling, SCALINGS)
         if isinstance(n_axes, bool) or not isinstance(n_axes, int) or n_axes < 1:
             raise ValueError(f"n_axes={n_axes!r} must be an integer >= 1")
+        if not factor >= 1:
+            raise ValueError(f"factor={factor!r} must be >= 1 (the ratio of test to train length)")
+        if train_len < 1 or yarn_tau <= 1 or not 0 <= mixed_b <= 1:
+            raise ValueError(f"train_len={train_len} must be >= 1, yarn_tau={yarn_tau} > 1 and mixed_b={mixed_b} in [0, 1]")
+        if scaling in ("rerope", "leaky_rerope") and (rerope_window < 1 or (scaling == "leaky_rerope" and not rerope_leak >= 1)):
+            raise ValueError(f"scaling={scaling!r} needs rerope_window >= 1 (got {rerope_window}) and rerope_leak >= 1 "
+                             f"(got {rerope_leak})")
+        if allocation == "axial" and n_axes > 1 and scaling not in ("none", "pi", "ntk", "ntk_dynamic"):
+            raise ValueError(f"scaling={scaling!r} assumes one frequency schedule; allocation='axial' has one per axis")
         self.dim, self.n_axes, self.pairing, self.allocation = dim, n_axes, pairing, allocation
-        self.register_buffer("inv_freq", pair_frequencies(dim, n_axes, allocation, base, ntk_factor), persistent=False)
+        self.base, self.scaling, self.train_len, self.mixed_b, self.yarn_tau = base, scaling, train_len, mixed_b, yarn_tau
+        self.factor = float(ntk_factor if scaling == "none" and ntk_factor != 1 else factor)
+        if scaling == "none" and ntk_factor != 1:
+            self.scaling = scaling = "ntk"
+        self.rerope_window = rerope_window if scaling in ("rerope", "leaky_rerope") else 0
+        self.rerope_leak = float(rerope_leak) if scaling == "leaky_rerope" else None
+        self.mscale = yarn_mscale(self.factor) if scaling == "yarn" else 1.0
+        fixed = self.factor if scaling in ("ntk", "pi", "ntk_mixed", "yarn") else 1.0
+        inv_freq = pair_frequencies(dim, n_axes, allocation, base, fixed if scaling == "ntk" else 1.0)
+        inv_freq = scale_frequencies(inv_freq, scaling, fixed, train_len, mixed_b, yarn_tau)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.register_buffer("axis_of_pair", axis_allocation(dim, n_axes, allocation), persistent=False)
         self._cache: tuple | None = None  # (key, cos, sin) of the last call
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, n_axes={self.n_axes}, allocation={self.allocation!r}, pairing={self.pairing!r}"
+        return (f"dim={self.dim}, n_axes={self.n_axes}, allocation={self.allocation!r}, pairing={self.pairing!r}, "
+                f"scaling={self.scaling!r}")
+
+    def dynamic(self, length: int) -> tuple[Tensor, float] | None:
+        """``(inv_freq, mscale)`` of a dynamic scaling for ``length`` tokens so far (None: not dynamic or ``length <= L_train``)."""
+        if self.scaling not in ("ntk_dynamic", "yarn_dynamic") or length <= self.train_len:
+            return None
+        s = length / self.train_len
+        if self.scaling == "ntk_dynamic":
+            inv = pair_frequencies(self.dim, self.n_axes, self.allocation, self.base, s)
+            return inv.to(self.inv_freq.device), 1.0
+        inv = pair_frequencies(self.dim, self.n_axes, self.allocation, self.base)
+        return scale_frequencies(inv, "yarn", s, self.train_len, self.mixed_b, self.yarn_tau).to(self.inv_freq.device), yarn_mscale(s)
 
     def _apply(self, fn, recurse=True):
         inv_freq = self.inv_freq
@@ -146,19 +227,20 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"positions must be (n_axes={self.n_axes}, T) or (n_axes, B, T); got shape {tuple(positions.shape)}")
         return positions
 
-    def angles(self, positions: Tensor) -> Tensor:
+    def angles(self, positions: Tensor, inv_freq: Tensor | None = None) -> Tensor:
         """Angles ``(..., T, dim/2)`` in float32 for positions ``(T,)``, ``(B, T)`` or ``(n_axes, ..., T)``.
 
         Computed with autocast disabled: bf16 positions or angles would round (bf16 is exact for
         integers only up to 256).
         """
         positions = self._check_positions(positions)
+        inv_freq = self.inv_freq if inv_freq is None else inv_freq
         with torch.autocast(device_type=positions.device.type, enabled=False):
             pos = positions.float()
             if self.n_axes == 1:
-                return pos[..., None] * self.inv_freq
+                return pos[..., None] * inv_freq
             per_pair = pos[self.axis_of_pair.to(pos.device)]  # (dim/2, ..., T)
-            return per_pair.movedim(0, -1) * self.inv_freq
+            return per_pair.movedim(0, -1) * inv_freq
 
     def cos_sin(self, positions: Tensor | None, length: int, offset: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """``cos, sin`` ``(..., T, dim/2)`` float32, cached for the last call.
@@ -168,13 +250,15 @@ class RotaryEmbedding(nn.Module):
         positions tensor saves recomputing them ``2 x depth`` times per forward.
         """
         mode = torch.is_inference_mode_enabled()
+        dyn = self.dynamic(offset + length)
+        inv_freq, mscale = dyn if dyn is not None else (None, self.mscale)
         if positions is not None and positions.is_inference():  # no version counter to key on
-            a = self.angles(positions.to(device))
-            return a.cos(), a.sin()
+            a = self.angles(positions.to(device), inv_freq)
+            return a.cos() * mscale, a.sin() * mscale
         if positions is None:
-            key = ("range", int(length), int(offset), str(device), mode)
+            key = ("range", int(length), int(offset), str(device), mode, mscale)
         else:
-            key = ("tensor", id(positions), positions._version, str(device), mode)
+            key = ("tensor", id(positions), positions._version, str(device), mode, mscale, offset + length)
         if self._cache is not None and self._cache[0] == key and (positions is None or self._cache[3] is positions):
             return self._cache[1], self._cache[2]
         if positions is None:
@@ -182,9 +266,19 @@ class RotaryEmbedding(nn.Module):
             pos = pos.expand(self.n_axes, length) if self.n_axes > 1 else pos
         else:
             pos = positions.to(device)
-        a = self.angles(pos)
-        self._cache = (key, a.cos(), a.sin(), positions)
+        a = self.angles(pos, inv_freq)
+        self._cache = (key, a.cos() * mscale, a.sin() * mscale, positions)
         return self._cache[1], self._cache[2]
+
+    def rotate_at(self, x: Tensor, positions: Tensor) -> Tensor:
+        """Rotate ``x (..., T, d)`` at ``positions`` with the static frequencies, uncached (ReRoPE's rotations)."""
+        a = self.angles(positions)
+        cos, sin = a.cos(), a.sin()
+        if cos.ndim == 3 and x.ndim == 4:
+            cos, sin = cos[:, None], sin[:, None]
+        if x.shape[-1] == self.dim:
+            return rotate(x, cos, sin, self.pairing)
+        return torch.cat([rotate(x[..., :self.dim], cos, sin, self.pairing), x[..., self.dim:]], -1)
 
     def forward(self, x: Tensor, positions: Tensor | None = None, offset: int = 0) -> Tensor:
         """Rotate ``x (..., T, d)`` with ``d >= dim``; returns the same shape and dtype."""
@@ -207,5 +301,5 @@ def grid_positions(height: int, width: int, device: torch.device | str | None = 
     return torch.stack([rows, cols]).float()
 
 
-__all__ = ["ALLOCATIONS", "RotaryEmbedding", "axis_allocation", "pair_frequencies", "grid_positions", "half_split_permutation", "log_n_scale",
+__all__ = ["ALLOCATIONS", "SCALINGS", "RotaryEmbedding", "scale_frequencies", "yarn_mscale", "axis_allocation", "pair_frequencies", "grid_positions", "half_split_permutation", "log_n_scale",
            "rope_frequencies", "rotate"]

@@ -32,28 +32,35 @@ MAX_CODEBOOK_SIZE = 2**63
 class _BoundRound(torch.autograd.Function):
     """Codes ``round(tanh(z + shift) * half_l - offset) / half_width`` with a straight-through round.
 
-    Fused into one autograd node instead of the port's chain of five: the forward saves only the
-    local derivative ``(1 - tanh^2) * half_l / half_width`` and the backward is one multiply.
-    The forward value equals the port's ``(x + sg[round(x) - x]) / half_width`` bit for bit: for
-    ``|x| >= 0.5`` the subtraction is exact (Sterbenz), and below it ``round(x) = 0``.
-    Returns ``(codes, rounded)``; ``rounded`` (the integer level minus ``half_width``) carries no
-    gradient.
+    Fused into one autograd node instead of the port's chain of five: the forward keeps
+    ``t = tanh(z + shift)`` and the backward is ``tanh_backward`` (``g (1 - t^2)``, one kernel)
+    times ``scale = half_l / half_width``. Every intermediate is written in place into the one
+    buffer it came from. The forward value equals the port's ``(x + sg[round(x) - x]) / half_width``
+    bit for bit: for ``|x| >= 0.5`` the subtraction is exact (Sterbenz), and below it
+    ``round(x) = 0``. Returns ``(codes, rounded)``; ``rounded`` (the integer level minus
+    ``half_width``) carries no gradient.
+
+    Inputs are 2-D ``(M, k * w)``: ``k`` vectors of ``w`` channels per row and the constants tiled
+    ``k`` times, so every broadcast runs over long contiguous rows (with ``w = 4`` a per-vector
+    broadcast is several times slower on CPU).
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor, shift: Tensor, half_l: Tensor, offset: Tensor, half_width: Tensor):
-        t = torch.tanh(z + shift)
-        rounded = torch.round(t * half_l - offset)
+    def forward(ctx, z: Tensor, shift: Tensor, half_l: Tensor, offset: Tensor, half_width: Tensor, scale: Tensor):
+        t = torch.add(z, shift).tanh_()
+        rounded = torch.mul(t, half_l).sub_(offset).round_()
         if ctx.needs_input_grad[0]:
-            scale = half_l / half_width
-            ctx.save_for_backward(torch.addcmul(scale, t * t, scale, value=-1))
+            ctx.save_for_backward(t, scale)
         ctx.mark_non_differentiable(rounded)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for `rounded`
         return rounded / half_width, rounded
 
     @staticmethod
-    def backward(ctx, grad_codes: Tensor, grad_rounded: Tensor):
-        (derivative,) = ctx.saved_tensors
-        return grad_codes * derivative, None, None, None, None
+    def backward(ctx, grad_codes: Tensor | None, grad_rounded: Tensor | None):
+        if grad_codes is None:
+            return None, None, None, None, None, None
+        t, scale = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad_codes, t).mul_(scale), None, None, None, None, None
 
 
 def _straight_through(u: Tensor, rounded: Tensor) -> Tensor:
@@ -166,10 +173,20 @@ class FSQ(nn.Module):
         if num_codebooks > 1:  # constants tiled over the codebooks: no reshape in the hot path
             for name in _TILED:
                 setattr(self, name, getattr(self, name).repeat(num_codebooks))
+        # The fast path of the tanh bounds works on rows of `_BLOCK` vectors (see _BoundRound):
+        # the constants tiled `_BLOCK` times, and block-diagonal bases that turn a row of levels
+        # into `_BLOCK * num_codebooks` indices with one matmul.
+        self.register_buffer("_scale", self._half_l / self._half_width, persistent=False)
+        for name in _BOUND:
+            self.register_buffer(name + "_blk", getattr(self, name).repeat(_BLOCK), persistent=False)
+        for k in (1, _BLOCK):
+            self.register_buffer(f"_basis_blk{k}", torch.block_diag(*[basis.float()[:, None]] * (k * num_codebooks)),
+                                 persistent=False)
+        self.register_buffer("_index_offset", (self._half_width[: self.codebook_dim] * basis).sum(), persistent=False)
 
     def _apply(self, fn, recurse=True):
         # Keep the quantization constants in float32 / int64 when the module is cast to bf16.
-        consts = {k: getattr(self, k) for k in (*_TILED, "_basis_f")}
+        consts = {k: getattr(self, k) for k in _FLOAT32_BUFFERS}
         super()._apply(fn, recurse)
         for k, v in consts.items():
             setattr(self, k, v.to(device=getattr(self, k).device))
@@ -204,19 +221,22 @@ class FSQ(nn.Module):
             layout = "(B, C, ...) with channel_first=True" if self.channel_first else "(..., C)"
             raise ValueError(f"FSQ input has {z.shape[-1]} channels in layout {layout}; expected dim={self.dim}")
         if self.check_finite:
-            check_finite("FSQ input", z)
+            _check_finite(z)
 
         z = self.project_in(z)
         orig_dtype = z.dtype
         with torch.autocast(device_type=z.device.type, enabled=False):
-            codes, digits = self._quantize(z.float())
-            # (..., c*d) -> (..., c): mixed-radix index of the integer levels, exact in float32 up
-            # to 2**24 codes (checked at construction), else in int64.
-            digits = digits.unflatten(-1, (self.num_codebooks, self.codebook_dim))
-            if self._index_in_float:
-                indices = (digits @ self._basis_f).long()
+            if self.bound in ("default", "google") and self._index_in_float:
+                codes, indices = self._bound_round_fast(z.float())
             else:
-                indices = (digits.long() * self._basis).sum(-1)
+                codes, digits = self._quantize(z.float())
+                # (..., c*d) -> (..., c): mixed-radix index of the integer levels, exact in float32
+                # up to 2**24 codes (checked at construction), else in int64.
+                digits = digits.unflatten(-1, (self.num_codebooks, self.codebook_dim))
+                if self._index_in_float:
+                    indices = (digits @ self._basis_f).long()
+                else:
+                    indices = (digits.long() * self._basis).sum(-1)
             codes = codes.to(orig_dtype)
 
         quantized = self._from_channel_last(self.project_out(codes))
@@ -225,11 +245,26 @@ class FSQ(nn.Module):
         loss = torch.zeros((), device=z.device, dtype=torch.float32)
         return QuantizerOutput(quantized, indices, loss)
 
+    def _bound_round_fast(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """float32 ``z (..., c*d)`` -> codes ``(..., c*d)`` and indices ``(..., c)`` for the tanh bounds.
+
+        Rows of ``_BLOCK`` vectors when their number allows (see :class:`_BoundRound`); the index
+        is ``rounded @ basis + sum(half_width * basis)``, integers below ``2**24`` at every partial
+        sum, so exact in float32 whatever the summation order.
+        """
+        shape, width = z.shape, z.shape[-1]
+        k = _BLOCK if (z.numel() // width) % _BLOCK == 0 else 1
+        consts = [getattr(self, n + "_blk") if k > 1 else getattr(self, n) for n in _BOUND]
+        codes, rounded = _BoundRound.apply(z.reshape(-1, k * width), *consts)
+        indices = torch.mm(rounded, getattr(self, f"_basis_blk{k}")).add_(self._index_offset).long()
+        return codes.view(shape), indices.view(*shape[:-1], self.num_codebooks)
+
     def _quantize(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """float32 ``z (..., c*d)`` -> codes (straight-through) and integer levels in ``[0, L)``."""
         if self.bound in ("default", "google"):
-            codes, rounded = _BoundRound.apply(z, self._shift, self._half_l, self._offset, self._half_width)
-            return codes, rounded + self._half_width
+            width = z.shape[-1]
+            codes, rounded = _BoundRound.apply(z.reshape(-1, width), *(getattr(self, n) for n in _BOUND))
+            return codes.view(z.shape), (rounded + self._half_width).view(z.shape)
         if self.bound == "sigmoid":
             u = torch.sigmoid(z) * self._levels_minus_1
             digits = u.round()
@@ -334,6 +369,20 @@ class FSQ(nn.Module):
 
 
 _TILED = ("_half_l", "_offset", "_shift", "_half_width", "_levels_minus_1", "_symmetric_step")
+_BOUND = ("_shift", "_half_l", "_offset", "_half_width", "_scale")  # _BoundRound's constants, in its order
+_BLOCK = 16  # vectors per row in the fast path
+_FLOAT32_BUFFERS = (*_TILED, "_basis_f", "_scale", *(n + "_blk" for n in _BOUND), "_basis_blk1",
+                    f"_basis_blk{_BLOCK}", "_index_offset")
+
+
+def _check_finite(z: Tensor) -> None:
+    """Raise on NaN or Inf in ``z``. One reduction; on accelerators the test is queued on the
+    device (``torch._assert_async``) instead of stalling the stream with a host synchronisation:
+    a non-finite input then fails at the next synchronisation with a device-side assertion."""
+    if z.device.type == "cpu":
+        check_finite("FSQ input", z)
+    else:
+        torch._assert_async(torch.isfinite(z.detach().float().sum()), "FSQ input contains NaN or Inf; expected finite values")
 
 
 def _check_levels(levels: Sequence[int], minimum: int) -> list[int]:

@@ -36,9 +36,30 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     found = []
     for p in folder.iterdir():
         m = STEP_DIR.match(p.name)
+        if m and not p.is_dir():
+            raise CheckpointError(f"{str(p)!r} is a file, not a checkpoint folder; move or delete it (checkpoints are "
+                                  "folders step_<8 digits>/ that the run writes itself)")
         if m and (p / MANIFEST).is_file():
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete what a killed writer leaves in a run folder: checkpoint folders not yet renamed
+    (``checkpoints/.tmp_step_*``) and atomic-write temporaries (``.<name>.<random>.tmp``, ``.tmp*``)
+    in the run folder and its ``checkpoints``, ``weights`` and ``samples`` folders. Call only while
+    holding the run folder (:class:`genlab.train.lock.RunLock`), so no live writer owns them.
+    Returns what was removed."""
+    run_dir = Path(run_dir)
+    removed = []
+    for sub in (run_dir, run_dir / "checkpoints", run_dir / "weights", run_dir / "samples"):
+        if not sub.is_dir():
+            continue
+        for p in sub.iterdir():
+            if p.name.startswith(".tmp") or (p.name.startswith(".") and p.name.endswith(".tmp")):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                removed.append(p)
+    return removed
 
 
 def save_checkpoint(accelerator: Accelerator, folder: str | Path, step: int, keep: int = 2, extra: dict | None = None) -> Path:

@@ -75,6 +75,7 @@ class TrainConfig:
     resume: bool = False  # continue the run folder's run with its saved config.yaml (or: --resume RUN_DIR)
     overwrite: bool = False  # replace an existing run folder instead of refusing
     dry_run: bool = False  # print the resolved config and exit
+    compile: bool = False  # torch.compile the model where Accelerate prepares it (inductor)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field with a value outside its accepted range."""
@@ -92,10 +93,22 @@ class TrainConfig:
             if getattr(self, key) < 0:
                 raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 0")
         for key in ("lr", "weight_decay", "grad_clip"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"config key {key!r}={getattr(self, key)!r} must be >= 0")
+            check_rate(key, getattr(self, key))
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"config key 'compile'={self.compile!r} must be true or false")
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"config key 'name'={self.name!r} must be a plain folder name")
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_rate(key: str, value: Any) -> None:
+    """A learning rate, weight decay or clipping norm: a finite number ``>= 0`` that float32 holds
+    (the optimizers compute in the parameters' precision; 1e39 becomes inf there)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= FLOAT32_MAX:
+        raise ValueError(f"config key {key!r}={value!r} must be a finite number >= 0 that float32 can hold "
+                         f"(at most {FLOAT32_MAX:.4g})")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -126,13 +125,6 @@ def build_data(cfg: FlowTrainConfig):
     return data, shape, num_classes
 
 
-def step_generator(cfg: FlowTrainConfig, rank: int, step: int, micro: int, device: torch.device) -> torch.Generator:
-    """The random numbers of one micro-batch: a function of (seed, rank, step), so a resumed run
-    draws exactly what the uninterrupted run drew and processes never share noise."""
-    seed = int(np.random.SeedSequence([cfg.seed, rank, step, micro]).generate_state(1, np.uint64)[0] % 2**63)
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 def evaluate(run: Run, cfg: FlowTrainConfig, ema_net, shape, num_classes: int, step: int) -> dict:
     """Sample with the EMA weights for every evaluation solver (split across processes, gathered),
     score on the main process, save a grid or scatter plot, and log everything."""
@@ -194,7 +186,10 @@ def train_flow(cfg: FlowTrainConfig) -> dict:
     ema = build_ema(net, cfg.ema_decay).to(acc.device)
     optimizer = build_optimizer(cfg.optimizer, net, cfg.lr, cfg.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
+    # Its own generator: an iterator over a DataLoader without one (a new epoch, a resume) draws its base seed
+    # from the global RNG. The order itself comes from Accelerate's seeded sampler.
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     model, optimizer, loader, scheduler = acc.prepare(net, optimizer, loader, scheduler)
     acc.register_for_checkpointing(ema)
     run.print(f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f}M parameters ({cfg.net}), data {shape}, "
@@ -205,7 +200,7 @@ def train_flow(cfg: FlowTrainConfig) -> dict:
     t0, results = time.time(), {}
     for step, micro_batches in run.steps(loader, start):
         for micro, batch in enumerate(micro_batches):
-            g = step_generator(cfg, acc.process_index, step, micro, acc.device)
+            g = run.generator(step, micro)  # noise, times, label dropout: a function of (seed, process, step, micro)
             if cfg.couplings:
                 x0, x1, labels = batch
             else:
@@ -241,4 +236,4 @@ def train_flow(cfg: FlowTrainConfig) -> dict:
     return results
 
 
-__all__ = ["FlowTrainConfig", "build_data", "evaluate", "step_generator", "train_flow"]
+__all__ = ["FlowTrainConfig", "build_data", "evaluate", "train_flow"]

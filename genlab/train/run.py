@@ -46,10 +46,16 @@ from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genlab.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from genlab.train.checkpoint import (
+    CheckpointError, list_checkpoints, load_checkpoint, remove_stale_temporaries, save_checkpoint,
+)
 from genlab.train.config import TrainConfig, config_to_dict, dump_config
 from genlab.io import write_text_atomic
 from genlab.train.schedule import build_scheduler
+from genlab.train.finite import check_finite_loss, check_finite_state, training_state
+from genlab.train.lock import LOCK_NAME, RunFolderLocked, RunLock
+from genlab.train.metrics_file import truncate_records
+from genlab.train.rng import reseed_global, step_generator
 
 
 class Run:
@@ -74,6 +80,7 @@ class Run:
             project_config=ProjectConfiguration(project_dir=str(self.dir), logging_dir=str(self.dir / "tb")),
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
             step_scheduler_with_optimizer=False,
+            dynamo_backend="inductor" if cfg.compile else "no",  # --compile: prepare() compiles the model
         )
         # config.yaml records what runs, whichever source set it
         cfg.mixed_precision = str(self.accelerator.mixed_precision)
@@ -109,6 +116,8 @@ class Run:
                     or (weights.is_dir() and any(weights.iterdir())))
 
     def _prepare_folder(self) -> None:
+        if self.is_main:
+            self._lock = RunLock(self.dir).acquire()  # before anything in the folder is read or changed
         exists = self.holds_run()
         if self.is_main:
             if exists and not self.cfg.resume:
@@ -117,10 +126,12 @@ class Run:
                         f"run folder {str(self.dir)!r} already holds a run. Pass --resume to continue it, "
                         "--overwrite to replace it, or --name to start another."
                     )
-                shutil.rmtree(self.dir)
+                _empty_folder(self.dir, keep=LOCK_NAME)
             elif not exists and (self.dir / "config.yaml").exists():
                 # a start that failed before its first checkpoint: nothing in it is worth keeping
-                shutil.rmtree(self.dir)
+                _empty_folder(self.dir, keep=LOCK_NAME)
+            for p in remove_stale_temporaries(self.dir):
+                self.print(f"removed {str(p)!r}, left by a run killed while writing it")
             for sub in ("checkpoints", "weights", "samples"):
                 (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
@@ -145,6 +156,7 @@ class Run:
         found = list_checkpoints(self.checkpoint_dir)
         if not found:
             self.print(f"--resume: no checkpoint in {str(self.checkpoint_dir)!r}; starting from step 0")
+            self._truncate_metrics(0)  # the records of the killed attempt are written again
             return 0
         step, path = found[-1]
         if step > self.cfg.max_steps:
@@ -153,10 +165,16 @@ class Run:
                              f"Pass --max_steps {step} or more, or start a new run with --name.")
         loaded = load_checkpoint(self.accelerator, path)
         self._truncate_metrics(loaded)
+        self._resumed_step = loaded
         self.print(f"resumed from {path} (step {loaded})")
         return loaded
 
+    _resumed_step = 0  # records of steps up to here are already in metrics.jsonl
+
     def save_checkpoint(self, step: int) -> Path:
+        """Check that the weights, buffers, EMA and optimizer state are finite (one host sync), then
+        write the checkpoint; a NaN or Inf stops the run and the last good checkpoint stays the newest."""
+        check_finite_state(step, training_state(self.accelerator))
         return save_checkpoint(self.accelerator, self.checkpoint_dir, step, keep=self.cfg.keep_checkpoints)
 
     def maybe_checkpoint(self, step: int) -> None:
@@ -164,6 +182,11 @@ class Run:
         every = self.cfg.ckpt_every
         if (every and step % every == 0) or step == self.cfg.max_steps:
             self.save_checkpoint(step)
+
+    def generator(self, step: int, *keys: int) -> torch.Generator:
+        """A generator on this process's device for the draws of ``step`` (``keys``: e.g. the
+        micro-batch), seeded from ``(seed, rank, step, *keys)``: the same in a resumed run."""
+        return step_generator(self.cfg.seed, self.accelerator.process_index, step, *keys, device=self.device)
 
     def should_eval(self, step: int) -> bool:
         every = self.cfg.eval_every
@@ -176,6 +199,9 @@ class Run:
 
         Each optimizer step gets ``grad_accum`` micro-batches. The loader is cycled through epochs
         (seeded shuffles) and, on resume, skips exactly the batches the earlier run consumed.
+        Before each step the global torch RNG is reseeded from ``(seed, rank, step)``
+        (:func:`genlab.train.rng.reseed_global`), so the draws that cannot take a generator (dropout,
+        library code) depend on the step alone, never on what was drawn before a resume.
         A progress bar shows on the main process.
         """
         self.write_config()
@@ -186,6 +212,7 @@ class Run:
         try:
             for step in range(start_step + 1, self.cfg.max_steps + 1):
                 micro = [next(batches) for _ in range(k)]
+                reseed_global(self.cfg.seed, self.accelerator.process_index, step)
                 yield step, micro
                 bar.update(1)
                 if self._last_loss is not None:
@@ -212,9 +239,11 @@ class Run:
         """Write metrics to ``metrics.jsonl`` and TensorBoard (main process only).
 
         Tensors are reduced to floats; call on every process when a value needs gathering first.
+        Records of steps up to the checkpoint a run resumed from are already in the file (a run resumed
+        at ``max_steps`` evaluates what it loaded): they are not written twice.
         """
         values = {k: (v.item() if isinstance(v, Tensor) else float(v)) for k, v in metrics.items()}
-        if not self.is_main:
+        if not self.is_main or step <= self._resumed_step:  # a resumed run re-evaluating the step it loaded
             return
         record = {"step": step, "split": split, "time": round(time.time() - self._start_time, 2), **values}
         with open(self.dir / "metrics.jsonl", "a") as f:
@@ -224,12 +253,9 @@ class Run:
             self._last_loss = f"loss {values['loss']:.4g}"
 
     def _truncate_metrics(self, step: int) -> None:
-        """Drop records a killed run wrote after the checkpoint it is resumed from."""
-        path = self.dir / "metrics.jsonl"
-        if not self.is_main or not path.exists():
-            return
-        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-        write_text_atomic(path, "".join(line + "\n" for line in keep))
+        """Drop records a killed run wrote after the checkpoint it is resumed from (and a partial last line)."""
+        if self.is_main:
+            truncate_records(self.dir / "metrics.jsonl", step, say=self.print)
 
     def optimizer_step(self, loss: Tensor, model, optimizer, scheduler=None, grad_clip: float = 0.0) -> None:
         """Backward one micro-batch inside ``accelerator.accumulate(model)``; the prepared optimizer
@@ -265,20 +291,8 @@ class Run:
     def finish(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
-
-
-def check_finite_loss(step: int, **losses: Tensor) -> None:
-    """Stop a run whose loss became NaN or Inf, naming the step and the loss.
-
-    Raised before the optimizer step and before any checkpoint, so the last good checkpoint on
-    disk stays the newest.
-    """
-    for name, value in losses.items():
-        if not torch.isfinite(value.detach()).all():
-            raise FloatingPointError(
-                f"loss {name!r} became {value.detach().float().mean().item()} at step {step}; stopping. "
-                "The last good checkpoint is untouched: lower the learning rate or use --mixed_precision no, then --resume."
-            )
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
 
 
 def launcher_settings(cfg: TrainConfig) -> tuple[str | None, int]:
@@ -301,6 +315,13 @@ def launcher_settings(cfg: TrainConfig) -> tuple[str | None, int]:
     return cfg.mixed_precision, accumulation
 
 
+def _empty_folder(folder: Path, keep: str) -> None:
+    """Delete everything in ``folder`` but ``keep`` (the lock file this process holds)."""
+    for p in folder.iterdir():
+        if p.name != keep:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
 def _has_gpu() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()) or bool(mps and mps.is_available())
@@ -311,4 +332,4 @@ def _flat_hparams(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool)) else json.dumps(v)) for k, v in d.items()}
 
 
-__all__ = ["CheckpointError", "Run", "build_scheduler", "check_finite_loss", "launcher_settings"]
+__all__ = ["CheckpointError", "Run", "RunFolderLocked", "build_scheduler", "check_finite_loss", "launcher_settings"]

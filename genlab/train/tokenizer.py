@@ -6,7 +6,9 @@ and ``scripts/train_vqvae.py``, and the tokenizer ``scripts/train_lm.py`` trains
 
 The run folder holds config.yaml, metrics.jsonl, TensorBoard logs (tb/), checkpoints,
 weights/tokenizer.safetensors, samples/reconstructions_*.png (originals on odd rows, reconstructions
-below them) and results.json with the held-out PSNR, SSIM, codebook usage and perplexity.
+below them) and results.json with the held-out PSNR, SSIM, high-frequency ratio, codebook usage and
+perplexity (on digits also rFD-digits-cnn and the classifier's accuracy). With ``adversarial`` set, a
+PatchGAN discriminator trains with its own optimizer, and both networks checkpoint and resume together.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from genlab.data import IMAGE_DATASETS, build_image_dataset
 from genlab.tokenizers import TokenizerConfig, build_tokenizer, tokenizer_config_dict
 from genlab.tokenizers.autoencoder import WEIGHTS_KIND
 from genlab.tokenizers.evaluate import evaluate_tokenizer
+from genlab.tokenizers.losses import TokenizerLoss, TokenizerLossConfig, last_layer
 from genlab.train.config import TrainConfig
 from genlab.images import save_grid
 from genlab.io import save_weights
@@ -31,8 +34,9 @@ from genlab.utils import check_choice
 
 
 @dataclass
-class TokenizerTrainConfig(TrainConfig, TokenizerConfig):
-    """Training an image tokenizer; the architecture fields come from TokenizerConfig."""
+class TokenizerTrainConfig(TrainConfig, TokenizerConfig, TokenizerLossConfig):
+    """Training an image tokenizer; the architecture fields come from TokenizerConfig, the loss fields
+    (perceptual, adversarial) from TokenizerLossConfig."""
 
     name: str = "fsq"
     dataset: str = "photos"  # photos | digits | mnist | cifar10 | celeba | folder (your own images under data_root)
@@ -57,6 +61,7 @@ class TokenizerTrainConfig(TrainConfig, TokenizerConfig):
         if not 0 <= self.test_fraction < 1:
             raise ValueError(f"config key 'test_fraction'={self.test_fraction!r} must be in [0, 1)")
         self.validate_tokenizer()
+        self.validate_losses()
 
 
 # The VQ of the default VQ-VAE run: 8-channel latents, EMA codebook (decay 0.99, Laplace smoothing),
@@ -100,7 +105,8 @@ def image_splits(cfg) -> tuple:
 
 def evaluate_and_show(run: Run, model, test_loader, test_images: torch.Tensor, step: int) -> dict:
     """Held-out metrics (every process, gathered) and a reconstruction grid (main process)."""
-    metrics = evaluate_tokenizer(model, test_loader, gather=run.accelerator.gather_for_metrics)
+    metrics = evaluate_tokenizer(model, test_loader, gather=run.accelerator.gather_for_metrics,
+                                 digits=run.cfg.dataset == "digits")
     run.log(step, metrics, split="test")
     if run.is_main and len(test_images):
         model_ = run.accelerator.unwrap_model(model)
@@ -128,9 +134,19 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> dict:
     model = build_tokenizer(cfg)
     optimizer = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.weight_decay)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.schedule)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
+    # Its own generator: an iterator over a DataLoader without one (a new epoch, a resume) draws its base seed
+    # from the global RNG. The order itself comes from Accelerate's seeded sampler.
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     test_loader = DataLoader(test_set, batch_size=cfg.eval_batch_size)
     model, optimizer, loader, test_loader, scheduler = acc.prepare(model, optimizer, loader, test_loader, scheduler)
+    # perceptual / adversarial terms: the discriminator and its optimizer are prepared (and so checkpointed)
+    # next to the tokenizer's; nothing is built (no random draw) for the plain reconstruction loss
+    tok_loss = TokenizerLoss(cfg, cfg.image_channels, seed=cfg.seed).to(acc.device)
+    disc = opt_d = None
+    if tok_loss.adversarial:
+        disc, opt_d = acc.prepare(*tok_loss.build_discriminator(cfg.lr))
+        acc.register_for_checkpointing(tok_loss)  # its generator and LeCam anchors
     run.print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, codebook of "
               f"{acc.unwrap_model(model).codebook_size} codes, {len(train_set)} training and {len(test_set)} held-out "
               f"images, {acc.num_processes} process(es) on {acc.device}, mixed precision {acc.mixed_precision}")
@@ -142,12 +158,16 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> dict:
         for images, _ in micro_batches:
             with acc.accumulate(model):
                 out = model(images)
-                check_finite_loss(step, **out.losses)
-                run.optimizer_step(out.loss, model, optimizer, scheduler, cfg.grad_clip)
+                loss, extra = tok_loss.generator_loss(step, images, out, last_layer(acc.unwrap_model(model).decoder),
+                                                      acc.unwrap_model(disc) if disc is not None else None)
+                check_finite_loss(step, **out.losses, **extra)
+                run.optimizer_step(loss, model, optimizer, scheduler, cfg.grad_clip)
+                extra.update(tok_loss.discriminator_step(step, images, out.reconstruction, disc, opt_d, acc.backward,
+                                                         acc.scaler))
         if step % cfg.log_every == 0:
-            losses = {k: acc.reduce(v.detach(), "mean") for k, v in out.losses.items()}
+            losses = {k: acc.reduce(v.detach().float(), "mean") for k, v in {**out.losses, **extra}.items()}
             stats = {"dead_codes": quantizer.dead_codes} if hasattr(quantizer, "dead_codes") else {}
-            run.log(step, {"loss": out.loss.detach(), **losses, "lr": scheduler.get_last_lr()[0], **stats})
+            run.log(step, {"loss": loss.detach(), **losses, "lr": scheduler.get_last_lr()[0], **stats})
         if run.should_eval(step):
             t_eval = time.time()
             metrics = evaluate_and_show(run, model, test_loader, test_images, step)

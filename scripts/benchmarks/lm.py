@@ -16,12 +16,13 @@ from scripts.benchmarks.timing import interleaved_times
 @torch.no_grad()
 def decode_without_cache(model: StreamLM, prompts: list[str]) -> torch.Tensor:
     """Greedy image tokens ``(B, h, w)``: a full forward pass over the prefix for every new token."""
+    device = next(model.parameters()).device
     batch = collate([StreamBuilder(model.vocab, model.config.positions).build([p], eos=False, begin_image=True)
-                     for p in prompts])
+                     for p in prompts]).to(device)
     counter = PositionCounter(model.vocab, batch.next_pos, batch.open_image, model.grid, model.config.positions)
     tokens, positions, mask = batch.tokens, batch.positions, batch.padding_mask
     last = batch.lengths - 1
-    rows = torch.arange(len(prompts))
+    rows = torch.arange(len(prompts), device=device)
     h, w = model.grid
     out = []
     for step in range(h * w):

@@ -109,6 +109,38 @@ def test_init_scale_of_a_gau_branch():
     assert 3.5 < math.log2(rms_out("softmax_plus", 0.25) / rms_out("softmax_plus", 0.125)) < 4.5
 
 
+def _init_ratio(init: str, attention: str) -> float:
+    """``rms(GAU(x)) / rms(x)`` of one GAU at the post's setting: d = 768, e = 1536, s = 128, n = 512, x ~ N(0, 1),
+    gamma = 1, beta = 0, RoPE on Q and K, no mask; weights LeCun normal (``N(0, 1/fan_in)``, the post's) or
+    Glorot uniform (Keras' ``Dense`` default, what bert4keras layers get unless told otherwise)."""
+    g = torch.Generator().manual_seed(0)
+    gau = GAU(768, expansion=2.0, qk_dim=128, attention=attention, rope=RotaryEmbedding(128), train_len=512)
+    with torch.no_grad():
+        for lin in (gau.proj_in, gau.proj_out):
+            fan_out, fan_in = lin.weight.shape
+            if init == "lecun":
+                lin.weight.copy_(torch.randn(fan_out, fan_in, generator=g) / fan_in ** 0.5)
+            else:
+                bound = (6 / (fan_in + fan_out)) ** 0.5
+                lin.weight.copy_((torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound)
+        x = torch.randn(1, 512, 768, generator=g)
+        return (gau(x).square().mean().sqrt() / x.square().mean().sqrt()).item()
+
+
+def test_init_ratio_at_the_posts_setting():
+    """Su 8990 estimates ``rms(GAU(x)) / rms(x) ~ s nu^6 / n ~ 0.011`` for relu^2/n with LeCun init.
+
+    Measured (this seed; other seeds within about 5%): LeCun 0.0268 with relu^2 (0.054 without RoPE),
+    2.4x the post's estimate but the same conclusion (the branch is a few percent of the skip, no
+    warm-up needed); Glorot 0.00085 (its ``W_i`` variance ``2/(d + 2e + s)`` is 2.6x below LeCun's
+    ``1/d``, and relu^2's output falls steeply with the scale of ``W_i``: U, V and Z^4); softmax_plus with
+    LeCun 0.132, not small: its near-uniform rows average V instead of selecting it.
+    """
+    assert _init_ratio("lecun", "relu2") == pytest.approx(0.0268, rel=0.01)
+    assert _init_ratio("glorot", "relu2") == pytest.approx(0.00085, rel=0.02)
+    assert _init_ratio("lecun", "softmax_plus") == pytest.approx(0.1317, rel=0.01)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="attention='linear'"):
         GAU(16, attention="linear")

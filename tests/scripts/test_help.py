@@ -27,6 +27,7 @@ CONFIGS = {
     "reflow.py": ["CouplingsConfig", "ReflowConfig", "DistillConfig"],
     "compare_gans.py": ["CompareGANsConfig"],
     "compare_tokenizers.py": ["CompareTokenizersConfig"],
+    "eval_lm_length.py": ["LengthEvalConfig"],
 }
 # bench.py (argparse over benchmark topics) is the benchmark suite's tool, not a model script; it keeps its flags.
 OTHER_TOOLS = {"bench.py", "__init__.py"}

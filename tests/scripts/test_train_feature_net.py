@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from genlab.metrics.features import DEFAULT_WEIGHTS
-from tests.scripts.conftest import TWO_PROCESSES, kill_after_checkpoint, run_script
+from tests.scripts.conftest import TWO_PROCESSES, assert_same_run, kill_after_checkpoint, run_script
 
 SHORT = ["--epochs", "6", "--ckpt_every", "10", "--keep_checkpoints", "20"]
 
@@ -38,6 +38,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, script):
     proc = run_script(args("split") + ["--resume"], tmp_path)
     assert "resumed from" in proc.stdout
     assert _same(tmp_path / "straight.safetensors", tmp_path / "split.safetensors")
+    assert_same_run(tmp_path / "straight", tmp_path / "split", 132)  # optimizer, data order, RNG states, metrics
 
 
 def test_truncated_checkpoint_is_named(tmp_path, script):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from genlab.data import PhotoPatches
 from genlab.tokenizers import ImageTokenizer
 from genlab.train import verify_checkpoint
-from tests.scripts.conftest import TWO_PROCESSES, kill_after_checkpoint, run_script
+from tests.scripts.conftest import TWO_PROCESSES, assert_same_run, kill_after_checkpoint, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "256", "--log_every", "1",
         "--eval_every", "0", "--grid_images", "8", "--warmup_steps", "0"]
@@ -41,20 +41,13 @@ def test_run_writes_everything_a_user_expects(tmp_path, script):
     assert tok.decode(ids).shape == (2, 3, 16, 16)
 
 
-def _optimizer_state(run_dir, step):
-    return torch.load(run_dir / "checkpoints" / f"step_{step:08d}" / "optimizer.bin", weights_only=True)["state"]
-
-
 def test_killed_run_resumes_to_the_same_state_bitwise(tmp_path, script):
     common = [script("train_fsq.py"), *TINY, "--max_steps", "8", "--ckpt_every", "2", "--output_dir", str(tmp_path)]
     run_script(common + ["--name", "straight"], tmp_path)
     kill_after_checkpoint(common + ["--name", "split"], tmp_path, tmp_path / "split" / "checkpoints" / "step_00000002")
     proc = run_script(common + ["--name", "split", "--resume"], tmp_path)
     assert "resumed from" in proc.stdout
-    a, b = _weights(tmp_path / "straight", 8), _weights(tmp_path / "split", 8)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    sa, sb = _optimizer_state(tmp_path / "straight", 8), _optimizer_state(tmp_path / "split", 8)
-    assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    assert_same_run(tmp_path / "straight", tmp_path / "split", 8)  # weights, optimizer, RNG states, metrics
     steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
              if '"train"' in line]
     assert steps == list(range(1, 9))  # records of the killed run after its checkpoint were dropped

@@ -3,6 +3,7 @@ bitwise the same state, text-only training, two processes, NaN stops, bad config
 another model fail with a clear message."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -14,8 +15,8 @@ from genlab.lm.data import captioned_image_batch
 from genlab.lm.model import lm_config_dict, token_losses
 from genlab.tokenizers import ImageTokenizer, TokenizerConfig, build_tokenizer, tokenizer_config_dict
 from genlab.tokenizers.autoencoder import WEIGHTS_KIND
-from genlab.train import save_weights
-from tests.scripts.conftest import TWO_PROCESSES, kill_after_checkpoint, run_script
+from genlab.train import list_checkpoints, save_weights
+from tests.scripts.conftest import TWO_PROCESSES, assert_same_run, kill_after_checkpoint, run_script
 
 TINY = ["--dim", "16", "--depth", "1", "--heads", "2", "--batch_size", "8", "--eval_samples", "1", "--log_every", "1",
         "--eval_every", "0", "--warmup_steps", "0", "--cpu_threads", "1"]
@@ -66,6 +67,7 @@ def test_run_writes_everything_and_a_killed_run_resumes_bitwise(tmp_path, script
     (wa, oa), (wb, ob) = _state(run, 20), _state(tmp_path / "killed", 20)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert _same(oa, ob)
+    assert_same_run(run, tmp_path / "killed", 20)  # also the scheduler, the RNG states (dropout) and metrics.jsonl
     train = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
              if '"train"' in line]
     assert train == list(range(1, 21))  # records after the checkpoint were dropped, then written again
@@ -101,14 +103,24 @@ def test_trains_a_tokenizer_when_none_is_given_in_bf16(tmp_path, script):
     assert StreamLM.from_pretrained(str(tmp_path / "auto" / "weights" / "lm.safetensors")).vocab.image_codebook_size == 9
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, script, tokenizer):
-    proc = run_script([script("train_lm.py"), *TINY, "--tokenizer", tokenizer, "--lr", "1e30", "--grad_clip", "0",
-                       "--max_steps", "5", "--ckpt_every", "1", "--name", "nan", "--output_dir", str(tmp_path)],
-                      tmp_path, check=False)
-    assert proc.returncode != 0 and "loss 'loss' became nan at step" in proc.stderr
-    step = int(proc.stderr.split("at step ")[1].split(";")[0])
-    ckpts = sorted(p.name for p in (tmp_path / "nan" / "checkpoints").iterdir())
-    assert ckpts[-1] == f"step_{step - 1:08d}"
+def test_weights_that_overflow_with_a_finite_loss_are_never_checkpointed(tmp_path, script):
+    """At lr 1e6 a step with a finite loss leaves NaN in the weights: the run stops before that step's
+    checkpoint, naming the step and the tensor, and the newest checkpoint holds finite weights only."""
+    proc = run_script([script("train_lm.py"), "--dataset", "text", "--context", "32", "--dim", "32", "--depth", "1",
+                       "--heads", "2", "--qk_dim", "16", "--batch_size", "4", "--max_steps", "8", "--ckpt_every", "1",
+                       "--lr", "1e6", "--grad_clip", "0", "--warmup_steps", "0", "--eval_every", "0", "--cpu_threads", "1",
+                       "--name", "nan", "--output_dir", str(tmp_path)], tmp_path, check=False)
+    stopped = re.search(r"FloatingPointError: (model \(StreamLM\) tensor '[\w.]+'|optimizer \d state .*?|loss 'loss') "
+                        r"(holds NaN or Inf|became \S+) at step (\d+)", proc.stderr)
+    assert proc.returncode != 0 and stopped, proc.stderr[-3000:]
+    assert "then --resume" not in proc.stderr  # resuming with the settings that diverged cannot help
+    step = int(stopped.group(3))
+    found = list_checkpoints(tmp_path / "nan" / "checkpoints")
+    assert found and found[-1][0] == step - 1
+    for newest in (found[-1][1] / "model.safetensors", found[-1][1] / "optimizer.bin"):
+        values = load_file(str(newest)).values() if newest.suffix == ".safetensors" else \
+            [t for s in torch.load(newest, weights_only=True)["state"].values() for t in s.values()]
+        assert all(torch.isfinite(v).all() for v in values), newest
 
 
 @pytest.mark.parametrize("argv, message", [

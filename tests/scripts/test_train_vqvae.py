@@ -2,11 +2,6 @@
 processes write once, a diverging loss stops cleanly, and bad configs or weights fail clearly."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -17,11 +12,15 @@ from genlab.tokenizers import ImageTokenizer, TokenizerConfig, VectorQuantizer, 
 from genlab.train import parse_config, verify_checkpoint
 from genlab.io import load_weights, save_weights
 from scripts.train_vqvae import VQ_DEFAULTS, VQVAETrainConfig
-from tests.scripts.conftest import ROOT, run_script
+from tests.scripts.conftest import ROOT, TWO_PROCESSES, assert_same_run, kill_after_checkpoint, metric_records, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "512", "--log_every", "1",
         "--grid_images", "8", "--warmup_steps", "0", "--cpu_threads", "1",
         "--quantizer_options", "{codebook_size: 64, dim: 4, dead_code_threshold: 0.5}"]
+
+
+# a fast codebook EMA: unused codes fall below the threshold and are reset from step 5 on
+RESETS = ["--quantizer_options", "{codebook_size: 64, dim: 4, dead_code_threshold: 0.5, decay: 0.8}"]
 
 
 def _state(run_dir, step):
@@ -46,30 +45,29 @@ def _assert_bitwise_equal(a, b):
         assert a == b
 
 
+def _kill_and_resume(tmp_path, common, launcher=None):
+    """``straight``: the run uninterrupted; ``killed``: SIGKILLed once its step-4 checkpoint exists, then resumed."""
+    run_script(common + ["--name", "straight"], tmp_path, launcher=launcher)
+    first = tmp_path / "killed" / "checkpoints" / "step_00000004"
+    kill_after_checkpoint(common + ["--name", "killed"], tmp_path, first, launcher=launcher)
+    assert not (tmp_path / "killed" / "results.json").exists(), "the run finished before it could be killed"
+    run_script(common + ["--name", "killed", "--resume"], tmp_path, launcher=launcher)
+    assert_same_run(tmp_path / "straight", tmp_path / "killed", 12)
+    # the dead-code resets, which draw random encoder outputs, went on after the resume point
+    dead = {r["step"]: r["dead_codes"] for r in metric_records(tmp_path / "straight") if r["split"] == "train"}
+    assert list(dead) == list(range(1, 13)) and any(dead[s] > 0 for s in range(5, 13)), dead
+
+
 def test_killed_run_resumes_bitwise_and_writes_everything(tmp_path, script):
-    """A run SIGKILLed after its step-3 checkpoint, resumed, equals an uninterrupted run: model
-    (including the EMA codebook and its statistics) and optimizer state, bit for bit (in bf16
-    mixed precision, which the quantizer runs in float32)."""
-    common = [script("train_vqvae.py"), *TINY, "--max_steps", "6", "--ckpt_every", "3", "--eval_every", "2",
+    """A run SIGKILLed after its step-4 checkpoint, resumed, equals an uninterrupted run: model
+    (including the EMA codebook and its statistics), optimizer, scheduler and RNG states and
+    metrics.jsonl, bit for bit, with dead-code resets after the resume point (in bf16 mixed
+    precision, which the quantizer runs in float32)."""
+    common = [script("train_vqvae.py"), *TINY, *RESETS, "--max_steps", "12", "--ckpt_every", "4", "--eval_every", "6",
               "--keep_checkpoints", "5", "--mixed_precision", "bf16", "--output_dir", str(tmp_path)]
-    run_script(common + ["--name", "straight"], tmp_path)
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    victim = subprocess.Popen([sys.executable, *common, "--name", "killed"], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = tmp_path / "killed" / "checkpoints" / "step_00000003"
-    deadline = time.time() + 300
-    while not first.exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    victim.send_signal(signal.SIGKILL)  # the evaluation at step 4 keeps it busy after the checkpoint
-    assert victim.wait() == -signal.SIGKILL and first.exists()
-    assert not (tmp_path / "killed" / "results.json").exists()
-    assert [p.name for p in (tmp_path / "killed" / "checkpoints").glob("step_*")] == ["step_00000003"]
-    run_script(common + ["--name", "killed", "--resume"], tmp_path)
-
-    for step in (3, 6):
-        _assert_bitwise_equal(_state(tmp_path / "straight", step), _state(tmp_path / "killed", step))
-    model, _ = _state(tmp_path / "straight", 6)
+    _kill_and_resume(tmp_path, common)
+    assert_same_run(tmp_path / "straight", tmp_path / "killed", 8)
+    model, _ = _state(tmp_path / "straight", 12)
     assert {"quantizer.codebook", "quantizer.embed_avg", "quantizer.cluster_size", "quantizer.initted"} <= set(model)
 
     run = tmp_path / "straight"
@@ -78,11 +76,9 @@ def test_killed_run_resumes_bitwise_and_writes_everything(tmp_path, script):
     assert {"psnr", "ssim", "usage", "perplexity", "codes_used", "seconds_per_step"} <= set(results)
     assert 0 < results["usage"] <= 1 and results["codebook_size"] == 64
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, 13))
     assert all("dead_codes" in r for r in records if r["split"] == "train")
     assert (run / "config.yaml").exists() and list((run / "samples").glob("reconstructions_*.png"))
-    killed_records = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in killed_records if '"train"' in line] == [1, 2, 3, 4, 5, 6]
 
     tok = ImageTokenizer.from_pretrained(str(run / "weights" / "tokenizer.safetensors"))
     assert isinstance(tok.quantizer, VectorQuantizer) and tok.codebook_size == 64 and tok.quantizer.initted
@@ -140,17 +136,18 @@ def test_quantizer_options_override_the_defaults_one_key_at_a_time():
 
 
 @pytest.mark.slow
-def test_two_processes_write_once_and_gather_metrics(tmp_path, script):
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-                "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    run_script([script("train_vqvae.py"), *TINY, "--max_steps", "3", "--ckpt_every", "3", "--eval_every", "0",
-                "--name", "ddp", "--output_dir", str(tmp_path)], tmp_path, launcher=launcher)
-    run = tmp_path / "ddp"
+def test_two_processes_resume_bitwise_write_once_and_gather_metrics(tmp_path, script):
+    """Two processes (gloo on CPU): the launcher and both workers SIGKILLed after the step-4 checkpoint,
+    resumed, end bitwise equal to an uninterrupted run (both processes' RNG states, synced codebook)."""
+    common = [script("train_vqvae.py"), *TINY, *RESETS, "--max_steps", "12", "--ckpt_every", "4", "--eval_every", "0",
+              "--keep_checkpoints", "5", "--output_dir", str(tmp_path)]
+    _kill_and_resume(tmp_path, common, launcher=TWO_PROCESSES)
+    run = tmp_path / "straight"
     results = json.loads((run / "results.json").read_text())
     assert results["processes"] == 2
     assert results["images"] == len(PhotoPatches("test", 16))  # gathered from both processes, padding dropped
-    assert (run / "checkpoints" / "step_00000003" / "random_states_1.pkl").exists()
+    assert (run / "checkpoints" / "step_00000012" / "random_states_1.pkl").exists()
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert len([line for line in lines if '"split": "train"' in line]) == 3  # written once, not per process
+    assert len([line for line in lines if '"split": "train"' in line]) == 12  # written once, not per process
     assert len([line for line in lines if '"split": "test"' in line]) == 1
     assert len(list((run / "samples").glob("*.png"))) == 1 and len(list((run / "weights").iterdir())) == 1

@@ -43,7 +43,8 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     # Built before the process group exists: whether to synchronise is decided when training runs.
     vqs = {"ema": _build(), "gradient": _build(codebook_update="gradient"), "no_sync": _build(sync=False)}
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))  # a collective on one process only fails instead of hanging
+                            # a collective on one process only fails instead of hanging; late, for a loaded machine
+                            timeout=timedelta(seconds=900))
     torch.set_num_threads(1)
     result = {}
     for name, vq in vqs.items():
