@@ -249,12 +249,12 @@ class TokenizerLoss:
         return self
 
     def build_discriminator(self, lr: float) -> tuple[PatchDiscriminator, torch.optim.Optimizer]:
-        """The PatchGAN and its Adam optimizer (``disc_lr``, else ``lr``; ``disc_betas``)."""
-        from genlab.train.optim import build_optimizer
+        """The PatchGAN and its Adam optimizer (``disc_lr``, else ``lr``; ``disc_betas``; no weight decay)."""
+        from genlab.optim import param_groups
 
         cfg = self.cfg
         disc = PatchDiscriminator(self.image_channels, cfg.disc_channels, cfg.disc_layers, cfg.disc_norm)
-        opt = build_optimizer("adamw", disc, cfg.disc_lr or lr, 0.0, tuple(cfg.disc_betas))
+        opt = torch.optim.AdamW(param_groups(disc, 0.0), lr=cfg.disc_lr or lr, betas=tuple(cfg.disc_betas), foreach=True)
         return disc, opt
 
     def generator_loss(self, step: int, images: Tensor, out, layer: Tensor | None = None,

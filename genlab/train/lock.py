@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 LOCK_NAME = ".lock"
+_HELD: dict[Path, "RunLock"] = {}  # the locks this process holds, by lock file
 
 
 class RunFolderLocked(RuntimeError):
@@ -32,6 +33,9 @@ class RunLock:
         except ImportError:  # Windows: no flock; the lock is advisory, run unlocked
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        earlier = _HELD.get(self.path.resolve())
+        if earlier is not None:  # runs in one process are sequential: an earlier one that failed left it held
+            earlier.release()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,12 +50,15 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        _HELD[self.path.resolve()] = self
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the file drops the flock
             self._fd = None
+            if _HELD.get(self.path.resolve()) is self:
+                del _HELD[self.path.resolve()]
 
 
 __all__ = ["LOCK_NAME", "RunFolderLocked", "RunLock"]

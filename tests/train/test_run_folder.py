@@ -3,6 +3,8 @@ or named, no duplicate records, no checkpoint of non-finite weights, rates float
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 
 from genlab.train import CheckpointError, Run, TrainConfig, list_checkpoints, parse_config
 from genlab.train.finite import check_finite_loss, check_finite_state
-from genlab.train.lock import RunFolderLocked, RunLock
+from genlab.train.lock import LOCK_NAME, RunFolderLocked, RunLock
 from genlab.train.metrics_file import read_records, truncate_records
 
 
@@ -33,15 +35,37 @@ def _metrics(tmp_path, steps):
     (tmp_path / "r" / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "split": "train"}) + "\n" for s in steps))
 
 
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
 def test_a_second_process_on_the_same_folder_is_refused_with_the_holders_pid(tmp_path):
-    held = RunLock(tmp_path / "r").acquire()  # another process's run (flock conflicts across open files too)
-    with pytest.raises(RunFolderLocked) as err:
-        Run(_cfg(tmp_path, resume=True), tensorboard=False)
-    assert str(tmp_path / "r") in str(err.value) and f"in use by process {os.getpid()}" in str(err.value)
-    held.release()
-    run, _ = _run(tmp_path, resume=True)  # released: the folder is free again
+    (tmp_path / "r").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "r" / LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # another process's run
+        with pytest.raises(RunFolderLocked) as err:
+            Run(_cfg(tmp_path, resume=True), tensorboard=False)
+        assert str(tmp_path / "r") in str(err.value) and f"in use by process {holder.pid}" in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    run, _ = _run(tmp_path, resume=True)  # the holder is gone: the folder is free again
     run.finish()
     RunLock(tmp_path / "r").acquire().release()  # finish() released it too
+
+
+def test_a_run_that_failed_in_this_process_does_not_block_the_next(tmp_path):
+    _run(tmp_path)  # abandoned without finish(), as by an exception after the start
+    run, _ = _run(tmp_path, overwrite=True)
+    run.finish()
 
 
 def test_temporaries_of_a_killed_save_are_removed_on_start(tmp_path, capsys):
@@ -88,7 +112,8 @@ def test_resume_without_a_checkpoint_drops_the_earlier_records(tmp_path):
     (tmp_path / "r" / "config.yaml").write_text("name: r\n")
     run, _ = _run(tmp_path, resume=True)
     assert run.maybe_resume() == 0
-    assert (tmp_path / "r" / "metrics.jsonl").read_text() == ""
+    metrics = tmp_path / "r" / "metrics.jsonl"  # a start that never checkpointed leaves nothing behind
+    assert not metrics.exists() or metrics.read_text() == ""
     run.finish()
 
 
