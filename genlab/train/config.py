@@ -358,6 +358,9 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None, doc: str | Non
     validate = getattr(cfg, "validate", None)
     if validate is not None:
         validate()
+    if getattr(cfg, "dry_run", False):  # before a script builds anything (train_lm would train its tokenizer first)
+        print(dump_config(cfg), end="")
+        sys.exit(0)
     return cfg
 
 

@@ -64,9 +64,6 @@ class Run:
     def __init__(self, cfg: TrainConfig, tensorboard: bool = True):
         self.cfg = cfg
         self.dir = Path(cfg.output_dir) / cfg.name
-        if cfg.dry_run:
-            print(dump_config(cfg), end="")
-            sys.exit(0)
         precision, accumulation = launcher_settings(cfg)
         self.accelerator = Accelerator(
             # Without a GPU, Accelerate only forms a process group (gloo) in CPU mode; this is what

@@ -97,3 +97,9 @@ def test_resume_takes_the_saved_config_and_refuses_changes(tmp_path):
     assert saved.read_bytes() == before
     with pytest.raises(TypeError, match="a run folder holding a config.yaml"):
         parse_config(Cfg, ["--resume", str(tmp_path / "missing")])
+
+
+def test_dry_run_prints_the_resolved_config_before_anything_is_built(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(TrainConfig, ["--dry_run", "--max_steps", "7"])
+    assert exit_.value.code == 0 and "max_steps: 7" in capsys.readouterr().out
