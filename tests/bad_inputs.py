@@ -87,6 +87,31 @@ def _truncated_weights(tmp):
     return ImageTokenizer.from_pretrained(str(path))
 
 
+def _weights_with_a_broken_config(tmp):
+    from safetensors.torch import save_file
+
+    from genlab.tokenizers import ImageTokenizer
+    from genlab.tokenizers.autoencoder import WEIGHTS_KIND
+
+    path = tmp / "tok.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"genlab_kind": WEIGHTS_KIND, "config": "not json"})
+    return ImageTokenizer.from_pretrained(str(path))
+
+
+def _folder_without_config(tmp):
+    from genlab.tokenizers import ImageTokenizer
+
+    (tmp / "weights").mkdir()
+    return ImageTokenizer.from_pretrained(str(tmp / "weights"))
+
+
+def _folder_as_weights_file(tmp):
+    from genlab.io import load_weights
+
+    (tmp / "weights").mkdir()
+    return load_weights(_tokenizer(), tmp / "weights", "ImageTokenizer")
+
+
 def _rope(**kwargs):
     from genlab.nn.rope import RotaryEmbedding
 
@@ -227,6 +252,12 @@ CASES: list[Case] = [
          ValueError, "holds a 'Classifier', not an 'ImageTokenizer'"),
     Case("ImageTokenizer.from_pretrained", "a truncated weights file", lambda: _in_scratch(_truncated_weights),
          ValueError, "not a readable safetensors file|corrupt or truncated"),
+    Case("ImageTokenizer.from_pretrained", "a genlab weights file whose stored config is not JSON",
+         lambda: _in_scratch(_weights_with_a_broken_config), ValueError, "tok.safetensors' holds a 'ImageTokenizer' whose stored config is not JSON"),
+    Case("ImageTokenizer.from_pretrained", "a folder without config.json", lambda: _in_scratch(_folder_without_config),
+         FileNotFoundError, "has no config.json"),
+    Case("genlab.io.load_weights", "a folder where a weights file is expected", lambda: _in_scratch(_folder_as_weights_file),
+         IsADirectoryError, "is a folder"),
     # configs (every training script parses its config this way)
     Case("scripts/train_*.py", "--levls [8,5] (a misspelled key)", lambda: _config(["--levls", "[8,5]"]), ValueError,
          "unknown config key 'levls'.*did you mean \\['levels'\\]"),
