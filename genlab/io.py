@@ -240,11 +240,11 @@ class PretrainedMixin:
     weights_kind: ClassVar[str]
 
     def pretrained_config(self) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} does not say how to rebuild itself")
+        raise TypeError(f"{type(self).__name__} does not implement pretrained_config(), so it cannot be saved with save_pretrained")
 
     @classmethod
     def from_config(cls: type[M], config: dict) -> M:
-        raise NotImplementedError(f"{cls.__name__} does not say how to rebuild itself")
+        raise TypeError(f"{cls.__name__} does not implement from_config(), so it cannot be loaded with from_pretrained")
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``directory/config.json`` and ``directory/model.safetensors`` (atomically); the folder.

@@ -8,8 +8,11 @@ from an installed wheel.
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
+
+import torch
 
 CONFIGS_PREFIX = "configs"
 
@@ -42,3 +45,26 @@ def resolve_config_path(path: str | Path) -> Path:
 
 
 __all__ = ["asset_path", "configs_dir", "resolve_config_path"]
+
+
+def find_hub_weights(path: str | os.PathLike | None, filename: str, name: str, needed_by: str, option: str,
+                     url: str) -> Path:
+    """A pretrained weights file that genlab never downloads: ``path`` if given, else
+    ``<torch hub dir>/checkpoints/<filename>``; otherwise an error saying where the file goes.
+
+    ``name`` names the weights ("Inception"), ``needed_by`` what needs them ("FID"), ``option`` the
+    command-line option that takes a path, ``url`` where a machine with internet access finds the file.
+    """
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"{name} weights {str(p)!r} ({option}) do not exist")
+        return p
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if cached.is_file():
+        return cached
+    raise FileNotFoundError(
+        f"{needed_by} needs the {name} weights and genlab does not download at run time. Put the file {filename} "
+        f"at {str(cached)!r} (the torch hub cache) or pass its path (--{option} PATH). On a machine with internet "
+        f"access it is {url}."
+    )

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from genlab.metrics.protocol import Score, library_versions
+from genlab.resources import find_hub_weights
 from genlab.utils import to_uint8
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -30,19 +31,7 @@ UNBIASED_SAMPLES = 10_000
 
 def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
     """The Inception weights file: ``path`` if given, else the torch hub cache; never downloads."""
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"Inception weights {str(p)!r} do not exist")
-        return p
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    if cached.is_file():
-        return cached
-    raise FileNotFoundError(
-        "FID needs the Inception weights and genlab does not download at run time. Put the file "
-        f"{INCEPTION_FILE} at {str(cached)!r} (the torch hub cache) or pass its path "
-        f"(--inception_weights PATH). On a machine with internet access it is {INCEPTION_URL}."
-    )
+    return find_hub_weights(path, INCEPTION_FILE, "Inception", "FID", "inception_weights", INCEPTION_URL)
 
 
 def _check_sets(real: Tensor, fake: Tensor) -> None:

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from genlab.gans import OBJECTIVES, LeCam, NonFiniteCriticError, PatchDiscriminator, build_objective
 from genlab.gans.objectives import PenaltyObjective, patch_scores
 from genlab.gans.patch import NORMS
+from genlab.resources import find_hub_weights
 from genlab.utils import check_choice, check_positive_int
 
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
@@ -94,19 +95,8 @@ class TokenizerLossConfig:
 
 def find_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
     """The VGG16 ImageNet weights: ``path`` if given, else the torch hub cache; never downloads."""
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"VGG16 weights {str(p)!r} (perceptual_weights) do not exist")
-        return p
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
-    if cached.is_file():
-        return cached
-    raise FileNotFoundError(
-        "the perceptual loss (LPIPS) needs the VGG16 ImageNet weights and genlab does not download at run time. "
-        f"Put the file {VGG16_FILE} at {str(cached)!r} (the torch hub cache, where torchvision stores it) or pass "
-        f"its path (--perceptual_weights PATH). On a machine with internet access it is {VGG16_URL}."
-    )
+    return find_hub_weights(path, VGG16_FILE, "VGG16 ImageNet", "the perceptual loss (LPIPS)", "perceptual_weights",
+                            VGG16_URL)
 
 
 def _vgg16_features(pretrained: bool = False, **kwargs) -> nn.Module:

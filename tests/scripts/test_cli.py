@@ -7,21 +7,13 @@ import sys
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
+from accelerate.state import AcceleratorState
 
 from tests.scripts.conftest import run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "256", "--log_every", "1",
         "--eval_every", "0", "--grid_images", "8", "--warmup_steps", "0", "--ckpt_every", "2"]
 
-
-@pytest.fixture
-def fresh_accelerate():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 def _write_pngs(folder, n=30):

@@ -12,7 +12,7 @@ from genlab.tokenizers import ImageTokenizer, TokenizerConfig, VectorQuantizer, 
 from genlab.train import parse_config, verify_checkpoint
 from genlab.io import load_weights, save_weights
 from scripts.train_vqvae import VQ_DEFAULTS, VQVAETrainConfig
-from tests.scripts.conftest import ROOT, TWO_PROCESSES, assert_same_run, kill_after_checkpoint, metric_records, run_script
+from tests.scripts.conftest import TWO_PROCESSES, assert_same_run, kill_after_checkpoint, metric_records, run_script
 
 TINY = ["--image_size", "16", "--channels", "8", "--batch_size", "4", "--eval_batch_size", "512", "--log_every", "1",
         "--grid_images", "8", "--warmup_steps", "0", "--cpu_threads", "1",

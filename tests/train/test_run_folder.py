@@ -2,7 +2,6 @@
 or named, no duplicate records, no checkpoint of non-finite weights, rates float32 can hold."""
 
 import json
-import os
 import subprocess
 import sys
 

@@ -5,19 +5,10 @@ import math
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.train import Run, TrainConfig, build_optimizer, build_scheduler, lr_factor
 
-
-@pytest.fixture
-def fresh_accelerate():
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 def test_formula():

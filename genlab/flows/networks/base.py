@@ -32,7 +32,7 @@ class VelocityNet(PretrainedMixin, nn.Module):
     def pretrained_config(self) -> dict:
         """FlowNetConfig fields plus ``data_shape`` and ``num_classes``: what :meth:`from_config` rebuilds from."""
         if not hasattr(self, "net_config"):
-            raise NotImplementedError(f"{type(self).__name__} sets no net_config, so save_pretrained cannot rebuild it; "
+            raise TypeError(f"{type(self).__name__} sets no net_config, so save_pretrained cannot rebuild it; "
                                       "save its state_dict with genlab.io.save_weights instead")
         return {**self.net_config, "data_shape": list(self.data_shape), "num_classes": self.num_classes}
 
